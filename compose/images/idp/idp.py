@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""finctl offline IdP: Canaille (OIDC + SCIM 2.0 + dynamic client registration)
+configured to stand in for Keycloak on port 8080.
+
+Start-up, in order:
+  1. load or create the signing key (RSA 2048, alg RS256) in IDP_DATA_DIR;
+  2. build the Canaille app (sqlite in IDP_DATA_DIR, migrations applied);
+  3. apply the seed file idempotently (groups, users, clients);
+  4. self-test in-process: discovery, JWKS, a client_credentials token;
+  5. only then bind the port, so "port answers" means "can issue tokens".
+
+The issuer is fixed by IDP_ISSUER and never derived from the Host header, so
+tokens are identical whether fetched from the host or from inside the Docker
+network. Endpoint URLs in the discovery document do follow the request's Host
+(like Keycloak's dynamic backchannel), so a client on the host can follow them.
+
+Environment (defaults in brackets):
+  IDP_ISSUER                 [http://keycloak:8080]  "iss" of every token
+  IDP_BIND                   [0.0.0.0:8080]
+  IDP_DATA_DIR               [/var/lib/idp]          sqlite db, keys, secret
+  IDP_SEED_FILE              [/etc/idp/seed.toml]
+  IDP_CLIENT_SECRET          [finctl-dev-secret]     via seed.toml secret_env
+  IDP_JWKS_FILE              [$IDP_DATA_DIR/jwks.json] private JWK set (JSON)
+  IDP_SECRET_KEY             [generated, kept in $IDP_DATA_DIR/secret_key]
+  IDP_ACCESS_TOKEN_LIFETIME  [3600]                  seconds
+  IDP_DCR_OPEN               [true]  dynamic client registration without token
+  IDP_LOG_LEVEL              [INFO]
+"""
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import tomllib
+
+log = logging.getLogger("idp")
+
+# Authlib refuses a plain-http issuer ("issuer MUST use https") unless this is
+# set; the stack talks plain http inside the Docker network, like Keycloak in
+# dev mode.
+os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+def env(name, default):
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name, default):
+    return env(name, "true" if default else "false").lower() in ("1", "true", "yes", "on")
+
+
+ISSUER = env("IDP_ISSUER", "http://keycloak:8080").rstrip("/")
+BIND = env("IDP_BIND", "0.0.0.0:8080")
+DATA_DIR = env("IDP_DATA_DIR", "/var/lib/idp")
+SEED_FILE = env("IDP_SEED_FILE", "/etc/idp/seed.toml")
+JWKS_FILE = env("IDP_JWKS_FILE", os.path.join(DATA_DIR, "jwks.json"))
+TOKEN_LIFETIME = int(env("IDP_ACCESS_TOKEN_LIFETIME", "3600"))
+DCR_OPEN = env_bool("IDP_DCR_OPEN", True)
+LOG_LEVEL = env("IDP_LOG_LEVEL", "INFO").upper()
+
+
+def write_private(path, text):
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def load_or_create_jwks():
+    """Private JWK set; every RSA key gets alg=RS256 (Canaille picks the
+    signing key by alg; without it tokens may be signed with another key)."""
+    from joserfc.jwk import RSAKey
+
+    if os.path.exists(JWKS_FILE):
+        with open(JWKS_FILE) as f:
+            data = json.load(f)
+        keys = data["keys"] if isinstance(data, dict) else data
+    else:
+        key = RSAKey.generate_key(2048, auto_kid=True)
+        keys = [dict(key.as_dict(private=True), alg="RS256", use="sig")]
+        write_private(JWKS_FILE, json.dumps({"keys": keys}))
+        log.info("generated RS256 signing key %s in %s", keys[0]["kid"], JWKS_FILE)
+    for k in keys:
+        if k.get("kty") == "RSA":
+            k.setdefault("alg", "RS256")
+    return keys
+
+
+def load_or_create_secret_key():
+    if os.environ.get("IDP_SECRET_KEY"):
+        return os.environ["IDP_SECRET_KEY"]
+    path = os.path.join(DATA_DIR, "secret_key")
+    if not os.path.exists(path):
+        write_private(path, secrets.token_urlsafe(48))
+    with open(path) as f:
+        return f.read().strip()
+
+
+def load_seed():
+    with open(SEED_FILE, "rb") as f:
+        return tomllib.load(f)
+
+
+def make_config(seed, jwks, secret_key):
+    admin_groups = seed.get("admin_groups", ["admin"])
+    return {
+        "SECRET_KEY": secret_key,
+        "PREFERRED_URL_SCHEME": "http",
+        "OAUTH2_TOKEN_EXPIRES_IN": {
+            grant: TOKEN_LIFETIME
+            for grant in ("authorization_code", "implicit", "password", "client_credentials",
+                          "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+        },
+        "CANAILLE": {
+            "NAME": seed.get("realm", "innover"),
+            "LOGIN_ATTRIBUTES": ["user_name", "emails"],
+            "ENABLE_PASSWORD_RECOVERY": False,
+            "ENABLE_INTRUDER_LOCKOUT": False,
+            "ACL": {
+                "DEFAULT": {
+                    "PERMISSIONS": ["edit_self", "use_oidc"],
+                    "READ": ["user_name", "groups", "lock_date"],
+                    "WRITE": ["given_name", "family_name", "display_name", "password",
+                              "emails", "phone_numbers", "preferred_language"],
+                },
+                # Users of these groups may use SCIM with their own (password-grant)
+                # token and manage everything in the web UI.
+                "ADMIN": {
+                    "FILTER": [{"groups": g} for g in admin_groups],
+                    "PERMISSIONS": ["manage_users", "manage_all_groups", "manage_oidc",
+                                    "delete_account", "impersonate_users"],
+                    "WRITE": ["groups", "lock_date"],
+                },
+            },
+        },
+        "CANAILLE_SQL": {
+            "DATABASE_URI": "sqlite:///" + os.path.join(DATA_DIR, "canaille.sqlite"),
+            "AUTO_MIGRATE": True,
+            "POOL_SIZE": 2,
+        },
+        "CANAILLE_OIDC": {
+            "ACTIVE_JWKS": jwks,
+            "DYNAMIC_CLIENT_REGISTRATION_OPEN": DCR_OPEN,
+            "REQUIRE_NONCE": False,
+        },
+        "CANAILLE_SCIM": {"ENABLE_SERVER": True, "ENABLE_CLIENT": False},
+    }
+
+
+def fix_issuer():
+    """Canaille takes the issuer from SERVER_NAME or the request's URL root.
+    SERVER_NAME cannot be used: Canaille then redirects (GET) or rejects with
+    400 (POST) every request whose Host differs, e.g. 127.0.0.1:PORT from the
+    host. So replace its get_issuer() with the configured constant."""
+    import canaille.oidc.metadata
+    import canaille.oidc.provider
+
+    def get_issuer():
+        return ISSUER
+
+    canaille.oidc.provider.get_issuer = get_issuer
+    canaille.oidc.metadata.get_issuer = get_issuer
+
+
+def add_conflict_handler(app):
+    """Canaille answers a SCIM create of an existing userName / group with a
+    500 HTML page (uncaught IntegrityError). Answer 409 with a SCIM error, as
+    RFC 7644 3.3 asks, and roll the session back."""
+    from flask import jsonify, request
+    from sqlalchemy.exc import IntegrityError
+
+    from canaille.backends import Backend
+
+    def conflict(err):
+        try:
+            Backend.instance.db_session.rollback()
+        except Exception:  # pragma: no cover
+            pass
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "409", "scimType": "uniqueness",
+                "detail": "resource already exists: " + str(err.orig)}
+        resp = jsonify(body)
+        resp.status_code = 409
+        if request.path.startswith("/scim/"):
+            resp.headers["Content-Type"] = "application/scim+json"
+        return resp
+
+    app.register_error_handler(IntegrityError, conflict)
+
+
+def create_app(config):
+    import canaille
+
+    fix_issuer()
+    app = canaille.create_app(config=config)
+    add_conflict_handler(app)
+    return app
+
+
+def apply_seed(app, seed):
+    from canaille.app import models
+    from canaille.backends import Backend
+
+    domain = seed.get("email_domain", "innover.example")
+    created = []
+    with app.app_context(), Backend.instance.session():
+        b = Backend.instance
+
+        groups = {}
+        for name in seed.get("groups", []):
+            group = b.get(models.Group, display_name=name)
+            if group is None:
+                group = models.Group(display_name=name, description=f"{name} role")
+                b.save(group)
+                created.append(f"group {name}")
+            groups[name] = group
+
+        for spec in seed.get("users", []):
+            name = spec["name"]
+            email = spec.get("email", f"{name}@{domain}")
+            user = b.get(models.User, user_name=name)
+            if user is None:
+                user = models.User(
+                    user_name=name,
+                    formatted_name=spec.get("display_name", name),
+                    display_name=name,
+                    given_name=spec.get("given_name", name),
+                    family_name=spec.get("family_name", seed.get("realm", "innover")),
+                    emails=[email],
+                )
+                b.save(user)
+                b.set_user_password(user, spec.get("password", name))
+                created.append(f"user {name}")
+            for gname in spec.get("groups", []):
+                group = groups.get(gname) or b.get(models.Group, display_name=gname)
+                if group is None:
+                    group = models.Group(display_name=gname)
+                    b.save(group)
+                    groups[gname] = group
+                    created.append(f"group {gname}")
+                b.reload(group)
+                if user not in group.members:
+                    group.members = group.members + [user]
+                    b.save(group)
+
+        for spec in seed.get("clients", []):
+            cid = spec["client_id"]
+            secret = os.environ.get(spec.get("secret_env", ""), "") or spec.get("secret")
+            wanted = dict(
+                client_name=spec.get("client_name", cid),
+                client_secret=secret,
+                token_endpoint_auth_method="client_secret_basic",
+                grant_types=spec.get("grant_types", ["client_credentials"]),
+                response_types=spec.get("response_types", ["code"]),
+                scope=spec.get("scope", ["openid"]),
+                redirect_uris=spec.get("redirect_uris", []),
+                client_uri=spec.get("client_uri"),
+            )
+            client = b.get(models.Client, client_id=cid)
+            if client is None:
+                import datetime
+
+                client = models.Client(
+                    client_id=cid,
+                    client_id_issued_at=datetime.datetime.now(datetime.timezone.utc),
+                    **wanted,
+                )
+                b.save(client)
+                created.append(f"client {cid}")
+            else:
+                for k, v in wanted.items():
+                    setattr(client, k, v)
+            # The access token's "aud" is the client's audience list.
+            if client not in (client.audience or []):
+                client.audience = [client]
+            b.save(client)
+
+    log.info("seed %s applied: %s", SEED_FILE, ", ".join(created) or "nothing new")
+
+
+def self_test(app, seed):
+    """Issue (and delete) one client_credentials token through the real HTTP
+    stack, in-process, before the port is bound."""
+    from canaille.app import models
+    from canaille.backends import Backend
+
+    clients = seed.get("clients", [])
+    c = app.test_client()
+    r = c.get("/.well-known/openid-configuration")
+    assert r.status_code == 200 and r.json["issuer"] == ISSUER, r.data
+    r = c.get("/oauth/jwks.json")
+    assert r.status_code == 200 and any(k.get("alg") == "RS256" for k in r.json["keys"]), r.data
+    if not clients:
+        return
+    spec = clients[0]
+    secret = os.environ.get(spec.get("secret_env", ""), "") or spec.get("secret")
+    basic = base64.b64encode(f"{spec['client_id']}:{secret}".encode()).decode()
+    r = c.post("/oauth/token", data={"grant_type": "client_credentials"},
+               headers={"Authorization": "Basic " + basic})
+    assert r.status_code == 200 and "access_token" in r.json, r.data
+    with app.app_context(), Backend.instance.session():
+        for t in Backend.instance.query(models.Token, access_token=r.json["access_token"]):
+            Backend.instance.delete(t)
+    log.info("self-test passed: discovery, JWKS (RS256), client_credentials token")
+
+
+def serve(app):
+    from hypercorn.asyncio import serve as hserve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [BIND]
+    config.accesslog = "-" if LOG_LEVEL == "DEBUG" else None
+    config.errorlog = "-"
+    config.graceful_timeout = 2
+
+    stop = asyncio.Event()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("listening on %s, issuer %s", BIND, ISSUER)
+        await hserve(app, config, mode="wsgi", shutdown_trigger=stop.wait)
+
+    asyncio.run(main())
+
+
+def main():
+    # Own handler: Canaille's logging setup raises the root logger to WARNING.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(LOG_LEVEL)
+    log.propagate = False
+    os.makedirs(DATA_DIR, exist_ok=True)
+    seed = load_seed()
+    app = create_app(make_config(seed, load_or_create_jwks(), load_or_create_secret_key()))
+    apply_seed(app, seed)
+    self_test(app, seed)
+    if "--check-only" in sys.argv:
+        return
+    serve(app)
+
+
+if __name__ == "__main__":
+    main()
