@@ -193,12 +193,40 @@ def add_conflict_handler(app):
     app.register_error_handler(IntegrityError, conflict)
 
 
+# Keycloak's endpoint paths, answered by the matching Canaille endpoint, so a
+# client written for Keycloak's layout also works here (any realm name).
+KEYCLOAK_PATHS = {
+    ".well-known/openid-configuration": "/.well-known/openid-configuration",
+    "protocol/openid-connect/token": "/oauth/token",
+    "protocol/openid-connect/certs": "/oauth/jwks.json",
+    "protocol/openid-connect/userinfo": "/oauth/userinfo",
+    "protocol/openid-connect/token/introspect": "/oauth/introspect",
+    "protocol/openid-connect/revoke": "/oauth/revoke",
+    "protocol/openid-connect/auth": "/oauth/authorize",
+    "protocol/openid-connect/logout": "/oauth/end_session",
+    "clients-registrations/openid-connect": "/oauth/register",
+}
+
+
+def keycloak_paths(wsgi_app):
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/realms/"):
+            parts = path.split("/", 3)  # "", "realms", realm, rest
+            if len(parts) == 4 and parts[3].rstrip("/") in KEYCLOAK_PATHS:
+                environ["PATH_INFO"] = KEYCLOAK_PATHS[parts[3].rstrip("/")]
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
 def create_app(config):
     import canaille
 
     fix_issuer()
     app = canaille.create_app(config=config)
     add_conflict_handler(app)
+    app.wsgi_app = keycloak_paths(app.wsgi_app)
     return app
 
 
