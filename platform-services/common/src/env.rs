@@ -1,0 +1,58 @@
+//! Every environment variable the services read, in one place.
+//!
+//! Names follow the seeds' `.env` so existing compose files keep working.
+
+/// Name reported in logs and by `GET /me` (default `svc-<service>`).
+pub const SERVICE_NAME: &str = "SERVICE_NAME";
+/// HTTP port of `serve` and the port `healthcheck` probes (default 8000).
+pub const PORT: &str = "PORT";
+
+pub const DB_HOST: &str = "DB_HOST";
+pub const DB_PORT: &str = "DB_PORT";
+pub const DB_NAME: &str = "DB_NAME";
+pub const DB_USER: &str = "DB_USER";
+pub const DB_PASSWORD: &str = "DB_PASSWORD";
+
+/// Full Redis URL; when set it wins over `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`.
+pub const REDIS_URL: &str = "REDIS_URL";
+pub const REDIS_HOST: &str = "REDIS_HOST";
+pub const REDIS_PORT: &str = "REDIS_PORT";
+pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
+
+/// Comma-separated `host:port` list.
+pub const KAFKA_BROKERS: &str = "KAFKA_BROKERS";
+
+/// Expected `iss` of access tokens.
+pub const OIDC_ISSUER: &str = "OIDC_ISSUER";
+/// Expected `aud` of access tokens (comma-separated: any of them is accepted).
+pub const OIDC_AUDIENCE: &str = "OIDC_AUDIENCE";
+/// Where to fetch the discovery document when the issuer URL is not reachable from
+/// the container (default `<OIDC_ISSUER>/.well-known/openid-configuration`).
+pub const OIDC_DISCOVERY_URL: &str = "OIDC_DISCOVERY_URL";
+/// JWKS URL; when set, discovery is skipped.
+pub const OIDC_JWKS_URL: &str = "OIDC_JWKS_URL";
+
+/// OTLP collector; validated and logged. Trace export itself is not built in yet.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Log filter (tracing `EnvFilter` syntax, default `info`).
+pub const RUST_LOG: &str = "RUST_LOG";
+
+/// `serve` applies pending migrations in the background at start unless this is `false`.
+pub const MIGRATE_ON_START: &str = "MIGRATE_ON_START";
+
+/// Jobs a worker runs at once (default 4).
+pub const WORKER_CONCURRENCY: &str = "WORKER_CONCURRENCY";
+/// Seconds a worker's lease lives without a heartbeat before its jobs are delivered again (default 30).
+pub const JOB_LEASE_SECONDS: &str = "JOB_LEASE_SECONDS";
+/// Seconds a job result stays readable (default 86400).
+pub const JOB_RESULT_TTL_SECONDS: &str = "JOB_RESULT_TTL_SECONDS";
+
+/// payment: base URL of rule-engine (default `http://rule-engine:8000`).
+pub const RULE_ENGINE_URL: &str = "RULE_ENGINE_URL";
+/// forex: spread applied to mid rates, in basis points (default 50).
+pub const FOREX_SPREAD_BPS: &str = "FOREX_SPREAD_BPS";
+/// forex: seconds a quote stays valid (default 30).
+pub const FOREX_QUOTE_TTL_SECONDS: &str = "FOREX_QUOTE_TTL_SECONDS";
+/// forex: rates file the `forex.refresh_rates` job loads (default: the bundled file).
+pub const FOREX_RATES_FILE: &str = "FOREX_RATES_FILE";

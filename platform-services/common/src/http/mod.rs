@@ -1,0 +1,210 @@
+//! The HTTP surface every service shares: `/health`, `/readiness`, `/metrics`, `/docs`,
+//! `/me`, request ids, access logs, metrics and problem+json fallbacks.
+
+pub mod docs;
+pub mod extract;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi as _, ToSchema};
+
+use crate::auth::{CurrentUser, TokenVerifier, User};
+use crate::health::{Readiness, ReadinessReport};
+use crate::metrics::Metrics;
+use crate::problem::{CommonError, Problem};
+
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the shared routes need, handed to them as a request extension.
+pub struct Platform {
+    /// `svc-<name>`, as reported by `/health` and `/me`.
+    pub service: String,
+    pub verifier: Arc<TokenVerifier>,
+    pub readiness: Arc<Readiness>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The full application: shared routes, the service's routes, and the middleware stack.
+pub fn router(platform: Platform, service_routes: Router, doc: OpenApi) -> Router {
+    let verifier = platform.verifier.clone();
+    let platform = Arc::new(platform);
+    Router::new()
+        .route("/health", get(health))
+        .route("/readiness", get(readiness))
+        .route("/metrics", get(metrics))
+        .route("/me", get(me))
+        .merge(docs::routes(doc))
+        .merge(service_routes)
+        .route_layer(middleware::from_fn(observe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(verifier))
+        .layer(Extension(platform))
+        .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The service's OpenAPI document: the shared routes plus `service_doc`.
+pub fn openapi(service: &str, service_doc: OpenApi) -> OpenApi {
+    let mut doc = CommonApi::openapi();
+    doc.merge(service_doc);
+    doc.info.title = service.to_string();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(health, readiness, me),
+    components(schemas(Problem, User, MeResponse, HealthResponse)),
+    modifiers(&BearerAuth)
+)]
+struct CommonApi;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    status: &'static str,
+    service: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    status: &'static str,
+    service: String,
+    user: User,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "platform", responses((status = 200, body = HealthResponse)))]
+async fn health(Extension(p): Extension<Arc<Platform>>) -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok",
+        service: p.service.clone(),
+    })
+}
+
+/// Readiness: database, Redis and Kafka each checked; 503 when one is down.
+#[utoipa::path(get, path = "/readiness", tag = "platform", responses(
+    (status = 200, description = "every dependency is up"),
+    (status = 503, description = "at least one dependency is down")
+))]
+async fn readiness(Extension(p): Extension<Arc<Platform>>) -> Response {
+    let report: ReadinessReport = p.readiness.report().await;
+    let status = if report.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report)).into_response()
+}
+
+async fn metrics(Extension(p): Extension<Arc<Platform>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        p.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The caller, as the service sees them.
+#[utoipa::path(get, path = "/me", tag = "platform", security(("bearer" = [])), responses(
+    (status = 200, body = MeResponse),
+    (status = 401, body = Problem, content_type = "application/problem+json")
+))]
+async fn me(
+    Extension(p): Extension<Arc<Platform>>,
+    CurrentUser(user): CurrentUser,
+) -> Json<MeResponse> {
+    Json(MeResponse {
+        status: "ok",
+        service: p.service.clone(),
+        user,
+    })
+}
+
+async fn not_found() -> CommonError {
+    CommonError::NotFound("route".into())
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// Access log line and metrics for every routed request, inside a span carrying the
+/// request id so every log line of the request can be found by it.
+async fn observe(Extension(p): Extension<Arc<Platform>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let resp = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    p.metrics
+        .observe_http(&method, &route, status, elapsed.as_secs_f64());
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, ms, "request failed");
+        } else if status >= 400 || elapsed > Duration::from_secs(1) {
+            tracing::info!(status, ms, "request");
+        } else {
+            tracing::debug!(status, ms, "request");
+        }
+    });
+    resp
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{ApiJson, Platform, openapi, router};
+use crate::health::{Readiness, StaticProbe};
+use crate::metrics::Metrics;
+use crate::testing::TestIdp;
+
+fn app(idp: &TestIdp, readiness: Readiness) -> Router {
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Body {
+        amount: i64,
+    }
+    let routes = Router::new().route(
+        "/echo",
+        post(|ApiJson(b): ApiJson<Body>| async move { Json(b) }),
+    );
+    router(
+        Platform {
+            service: "svc-test".into(),
+            verifier: Arc::new(idp.verifier(Duration::from_secs(30))),
+            readiness: Arc::new(readiness),
+            metrics: Arc::new(Metrics::new("svc-test")),
+        },
+        routes,
+        openapi("svc-test", utoipa::openapi::OpenApi::default()),
+    )
+}
+
+async fn call(app: &Router, req: Request<Body>) -> (StatusCode, String, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, ct, body)
+}
+
+fn get(path: &str) -> axum::http::request::Builder {
+    Request::builder().uri(path)
+}
+
+#[tokio::test]
+async fn me_requires_a_token() {
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    let (status, ct, body) = call(&app, get("/me").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ct, "application/problem+json");
+    assert_eq!(body["code"], "missing_token");
+}
+
+#[tokio::test]
+async fn me_returns_the_caller_from_bearer_or_assertion() {
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    let token = idp.token("admin", &["admin"]);
+    let expected = json!({
+        "status": "ok", "service": "svc-test",
+        "user": {"username": "admin", "email": "admin@innover.local", "roles": ["admin"]}
+    });
+    let (s, _, body) = call(
+        &app,
+        get("/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, expected);
+    let (s, _, body) = call(
+        &app,
+        get("/me")
+            .header("x-jwt-assertion", &token)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, expected);
+}
+
+#[tokio::test]
+async fn assertion_header_is_verified_not_trusted() {
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    let good = idp.token("user", &["user"]);
+    let (s, _, _) = call(
+        &app,
+        get("/me")
+            .header("x-jwt-assertion", "e30.e30.")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A valid bearer does not excuse a bad assertion next to it.
+    let (s, _, _) = call(
+        &app,
+        get("/me")
+            .header("authorization", format!("Bearer {good}"))
+            .header("x-jwt-assertion", "garbage")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Two valid tokens for different users are refused.
+    let other = idp.token("admin", &["admin"]);
+    let (s, _, body) = call(
+        &app,
+        get("/me")
+            .header("authorization", format!("Bearer {good}"))
+            .header("x-jwt-assertion", other)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn readiness_is_503_when_a_dependency_is_down() {
+    let idp = TestIdp::start().await;
+    let up = app(
+        &idp,
+        Readiness::new("svc-test").with(StaticProbe("redis", Ok(()))),
+    );
+    let (s, _, body) = call(&up, get("/readiness").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["checks"]["redis"]["status"], "up");
+
+    let down = app(
+        &idp,
+        Readiness::new("svc-test")
+            .with(StaticProbe("redis", Ok(())))
+            .with(StaticProbe("kafka", Err("connection refused".into()))),
+    );
+    let (s, _, body) = call(&down, get("/readiness").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["kafka"]["error"], "connection refused");
+    assert_eq!(body["checks"]["redis"]["status"], "up");
+}
+
+#[tokio::test]
+async fn health_metrics_docs_and_request_id() {
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    let resp = app
+        .clone()
+        .oneshot(
+            get("/health")
+                .header("x-request-id", "abc-123")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    let resp = app
+        .clone()
+        .oneshot(get("/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["x-request-id"].len(),
+        36,
+        "a uuid is assigned"
+    );
+
+    let resp = app
+        .clone()
+        .oneshot(get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("route=\"/health\""), "{text}");
+
+    let (s, _, doc) = call(&app, get("/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["paths"]["/me"]["get"].is_object(), "{doc}");
+    let resp = app
+        .clone()
+        .oneshot(get("/docs").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_bodies_and_unknown_routes_are_problems() {
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    let post = |body: &'static str| {
+        Request::post("/echo")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (s, ct, b) = call(&app, post("{")).await;
+    assert_eq!(
+        (s, ct.as_str(), b["code"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "application/problem+json",
+            Some("invalid_body")
+        )
+    );
+    let (s, _, b) = call(&app, post(r#"{"amount": "x"}"#)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b["field"], "amount");
+    let (s, _, b) = call(&app, get("/nope").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, _, b) = call(
+        &app,
+        Request::delete("/health").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+}

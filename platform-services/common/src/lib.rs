@@ -1,0 +1,21 @@
+//! What every finctl platform service shares: configuration, logs, errors, auth, health,
+//! metrics, docs, the database pool and migrations, the Redis job runtime, and Kafka events
+//! through a transactional outbox.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod env;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod migrate;
+pub mod problem;
+pub mod redis_handle;
+pub mod secret;
+pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use problem::{ApiError, CommonError, Problem};
+pub use secret::Secret;
