@@ -304,6 +304,7 @@ pub struct JobConfig {
     pub concurrency: usize,
     pub lease: Duration,
     pub result_ttl: Duration,
+    pub backoff_base: Duration,
 }
 
 impl JobConfig {
@@ -312,6 +313,7 @@ impl JobConfig {
             concurrency: positive(env, env::WORKER_CONCURRENCY, 4usize)?,
             lease: Duration::from_secs(positive(env, env::JOB_LEASE_SECONDS, 30u64)?),
             result_ttl: Duration::from_secs(positive(env, env::JOB_RESULT_TTL_SECONDS, 86_400u64)?),
+            backoff_base: Duration::from_millis(positive(env, env::JOB_BACKOFF_BASE_MS, 1000u64)?),
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod env;
 pub mod health;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod migrate;
 pub mod problem;

@@ -12,6 +12,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
+pub mod infra;
+
 use crate::auth::{JwksOptions, KeySource, TokenVerifier};
 
 pub const AUDIENCE: &str = "finctl-test";

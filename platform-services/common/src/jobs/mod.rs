@@ -1,0 +1,18 @@
+//! The Redis job runtime: queue `<service>-tasks`, at-least-once delivery, retries with
+//! exponential backoff, a dead-letter list, redelivery of a dead worker's jobs, and results
+//! by job id. The wire format is documented in `platform-services/JOBS.md`; keep the two
+//! in step.
+
+mod client;
+mod envelope;
+mod keys;
+pub mod sample;
+mod scripts;
+mod tasks;
+mod worker;
+
+pub use client::JobClient;
+pub use envelope::{JobEnvelope, JobResult, JobStatus};
+pub use keys::JobKeys;
+pub use tasks::{TaskError, TaskRegistry};
+pub use worker::{Worker, WorkerOptions};
