@@ -1,0 +1,122 @@
+//! All output goes through one [`Printer`]: stdout carries only data a script could read
+//! (tables, or JSON with `--json`); progress, logs and errors go to stderr. `NO_COLOR` and
+//! non-terminal streams turn colour off, and output reads correctly without it.
+
+use std::io::{IsTerminal, Write};
+
+use owo_colors::OwoColorize;
+
+use crate::cli::GlobalArgs;
+use crate::env_vars;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    verbosity: Verbosity,
+    color: bool,
+    stderr_is_terminal: bool,
+    json: bool,
+}
+
+impl Printer {
+    pub fn new(global: &GlobalArgs) -> Self {
+        let verbosity = if global.quiet {
+            Verbosity::Quiet
+        } else if global.verbose > 0 {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        let stderr_is_terminal = std::io::stderr().is_terminal();
+        let color = std::env::var_os(env_vars::NO_COLOR).is_none_or(|value| value.is_empty())
+            && stderr_is_terminal;
+        Self {
+            verbosity,
+            color,
+            stderr_is_terminal,
+            json: global.json,
+        }
+    }
+
+    /// A printer for tests and library callers: plain, no colour, no progress bars.
+    pub fn plain() -> Self {
+        Self {
+            verbosity: Verbosity::Normal,
+            color: false,
+            stderr_is_terminal: false,
+            json: false,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    /// Progress bars only when stderr is a terminal and the user did not ask for quiet.
+    pub fn live_progress(&self) -> bool {
+        self.stderr_is_terminal && self.verbosity != Verbosity::Quiet
+    }
+
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    /// Data for scripts: always printed, on stdout.
+    pub fn data(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+
+    /// A status line on stderr, hidden by `-q`.
+    pub fn status(&self, text: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Detail shown with `-v`.
+    pub fn detail(&self, text: &str) {
+        if self.verbosity >= Verbosity::Verbose {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        if self.color {
+            eprintln!("{}: {text}", "warning".yellow().bold());
+        } else {
+            eprintln!("warning: {text}");
+        }
+    }
+
+    /// An error with its cause chain and, when known, a hint on what to do next.
+    pub fn error(&self, err: &anyhow::Error) {
+        let label = if self.color {
+            "error".red().bold().to_string()
+        } else {
+            "error".to_string()
+        };
+        eprintln!("{label}: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        if let Some(hint) = crate::error::hint_of(err) {
+            let label = if self.color {
+                "hint".cyan().bold().to_string()
+            } else {
+                "hint".to_string()
+            };
+            eprintln!("{label}: {hint}");
+        }
+    }
+}
