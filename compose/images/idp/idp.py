@@ -301,8 +301,11 @@ def apply_seed(app, seed):
                 b.save(client)
                 created.append(f"client {cid}")
             else:
-                for k, v in wanted.items():
-                    setattr(client, k, v)
+                changed = [k for k, v in wanted.items() if getattr(client, k) != v]
+                for k in changed:
+                    setattr(client, k, wanted[k])
+                if changed:
+                    created.append(f"client {cid} updated ({', '.join(changed)})")
             # The access token's "aud" is the client's audience list.
             if client not in (client.audience or []):
                 client.audience = [client]
