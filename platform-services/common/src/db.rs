@@ -11,7 +11,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::config::DbConfig;
 
-pub use deadpool_postgres::{Client, Transaction};
+pub use deadpool_postgres::{Client, PoolError, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -6,14 +6,17 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod env;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod migrate;
+pub mod money;
 pub mod problem;
 pub mod redis_handle;
 pub mod secret;
+pub mod service;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    platform_common::service::main(wallet::spec())
+}

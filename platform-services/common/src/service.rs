@@ -1,0 +1,430 @@
+//! The binary every service ships: `serve`, `worker`, `migrate`, `healthcheck`.
+//!
+//! A service's `main` is one call: `platform_common::service::main(SPEC)`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use clap::{Parser, Subcommand};
+use deadpool_postgres::Pool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utoipa::openapi::OpenApi;
+
+use crate::auth::{JwksOptions, TokenVerifier};
+use crate::config::{
+    self, ConfigError, DbConfig, EnvSource, HttpConfig, JobConfig, KafkaConfig, OidcConfig,
+    ProcessEnv, RedisConfig,
+};
+use crate::events::{KafkaProbe, OutboxRelay, ensure_topics};
+use crate::health::{PostgresProbe, Readiness, RedisProbe};
+use crate::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, sample};
+use crate::metrics::Metrics;
+use crate::migrate::Migration;
+use crate::redis_handle::RedisHandle;
+use crate::{env, http, migrate, telemetry};
+
+/// What makes one service different from another.
+pub struct ServiceSpec {
+    /// Short name: `profile`, `rule-engine`, ... (queue `<name>-tasks`, service `svc-<name>`).
+    pub name: &'static str,
+    pub migrations: &'static [Migration],
+    /// Topics the service emits through its outbox; the worker relays them.
+    pub publishes: &'static [&'static str],
+    /// Whether the worker's own tasks need the database.
+    pub worker_uses_db: bool,
+    pub openapi: fn() -> OpenApi,
+    /// The service's own routes, state applied. Service settings are read here.
+    pub routes: fn(&Context) -> Result<Router, ConfigError>,
+    /// The service's own tasks, besides the sample ones.
+    pub tasks: fn(&mut TaskRegistry, &Context),
+}
+
+/// What handlers and tasks get from the platform.
+#[derive(Clone)]
+pub struct Context {
+    /// `svc-<name>` unless `SERVICE_NAME` says otherwise.
+    pub service: String,
+    pub name: &'static str,
+    pub db: Pool,
+    pub redis: RedisHandle,
+    pub jobs: JobClient,
+    pub env: Arc<dyn EnvSource + Send + Sync>,
+}
+
+#[derive(Parser)]
+#[command(about = "A finctl platform service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API on 0.0.0.0:$PORT (the default).
+    Serve,
+    /// Run background jobs from `<service>-tasks` (and relay the outbox).
+    Worker,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Exit 0 if GET http://127.0.0.1:$PORT/health answers 200, else 1.
+    Healthcheck,
+}
+
+/// Errors at the edge, sorted by what the user should do about them.
+enum Failure {
+    Config(ConfigError),
+    Runtime(anyhow::Error),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Runtime(e)
+    }
+}
+
+pub fn main(spec: ServiceSpec) -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(&spec).await,
+            Command::Worker => worker(&spec).await,
+            Command::Migrate => migrate_cmd(&spec).await,
+            Command::Healthcheck => return healthcheck().await,
+        }
+        .map(|()| ExitCode::SUCCESS)
+    });
+    match result {
+        Ok(code) => code,
+        Err(Failure::Config(e)) => {
+            eprintln!("error: invalid configuration: {e}");
+            eprintln!("hint: set the variable in the service's environment (compose file or .env)");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn service_name(env: &dyn EnvSource, spec: &ServiceSpec) -> String {
+    env.var(env::SERVICE_NAME)
+        .unwrap_or_else(|| format!("svc-{}", spec.name))
+}
+
+fn context(
+    spec: &ServiceSpec,
+    env: Arc<dyn EnvSource + Send + Sync>,
+    db: &DbConfig,
+    redis: &RedisConfig,
+) -> Result<Context, ConfigError> {
+    let redis = RedisHandle::new(redis)?;
+    Ok(Context {
+        service: service_name(env.as_ref(), spec),
+        name: spec.name,
+        db: crate::db::pool(db, 16),
+        jobs: JobClient::new(spec.name, redis.clone()),
+        redis,
+        env,
+    })
+}
+
+async fn serve(spec: &ServiceSpec) -> Result<(), Failure> {
+    let env: Arc<dyn EnvSource + Send + Sync> = Arc::new(ProcessEnv);
+    let http_cfg = HttpConfig::from_env(env.as_ref())?;
+    let db_cfg = DbConfig::from_env(env.as_ref())?;
+    let redis_cfg = RedisConfig::from_env(env.as_ref())?;
+    let kafka_cfg = KafkaConfig::from_env(env.as_ref())?;
+    let oidc = OidcConfig::from_env(env.as_ref())?;
+    let otlp = config::otlp_endpoint(env.as_ref())?;
+    let migrate_on_start = config::flag(env.as_ref(), env::MIGRATE_ON_START, true)?;
+    let ctx = context(spec, env.clone(), &db_cfg, &redis_cfg)?;
+    telemetry::init(&ctx.service);
+    if let Some(o) = otlp {
+        tracing::info!(endpoint = %o, "OTLP endpoint configured; trace export is not built in yet, logs carry request ids");
+    }
+    let routes = (spec.routes)(&ctx)?;
+
+    let migrated = Arc::new(AtomicBool::new(!migrate_on_start));
+    if migrate_on_start {
+        tokio::spawn(migrate_until_done(
+            ctx.db.clone(),
+            spec.name,
+            spec.migrations,
+            migrated.clone(),
+        ));
+    }
+    let readiness = Readiness::new(ctx.service.clone())
+        .with(PostgresProbe {
+            pool: ctx.db.clone(),
+            migrated,
+        })
+        .with(RedisProbe(ctx.redis.clone()))
+        .with(KafkaProbe::new(kafka_cfg.brokers.clone()));
+    let verifier = TokenVerifier::new(&oidc, JwksOptions::default());
+    let app = http::router(
+        http::Platform {
+            service: ctx.service.clone(),
+            verifier: Arc::new(verifier),
+            readiness: Arc::new(readiness),
+            metrics: Arc::new(Metrics::new(&ctx.service)),
+        },
+        routes,
+        http::openapi(&ctx.service, (spec.openapi)()),
+    );
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], http_cfg.port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, issuer = %oidc.issuer, "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate_until_done(
+    pool: Pool,
+    name: &'static str,
+    migrations: &'static [Migration],
+    done: Arc<AtomicBool>,
+) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match migrate::run(&pool, name, migrations).await {
+            Ok(_) => {
+                done.store(true, Ordering::Release);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "migrations not applied yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn worker(spec: &ServiceSpec) -> Result<(), Failure> {
+    let env: Arc<dyn EnvSource + Send + Sync> = Arc::new(ProcessEnv);
+    let http_cfg = HttpConfig::from_env(env.as_ref())?;
+    let redis_cfg = RedisConfig::from_env(env.as_ref())?;
+    let job_cfg = JobConfig::from_env(env.as_ref())?;
+    let needs_db = spec.worker_uses_db || !spec.publishes.is_empty();
+    let db_cfg = if needs_db {
+        DbConfig::from_env(env.as_ref())?
+    } else {
+        // A pool that is never used: building it does not connect.
+        DbConfig::from_env(env.as_ref()).unwrap_or(DbConfig {
+            host: "unused".into(),
+            port: 26257,
+            name: "unused".into(),
+            user: "unused".into(),
+            password: None,
+        })
+    };
+    let kafka_cfg = if spec.publishes.is_empty() {
+        None
+    } else {
+        Some(KafkaConfig::from_env(env.as_ref())?)
+    };
+    let ctx = context(spec, env.clone(), &db_cfg, &redis_cfg)?;
+    telemetry::init(&ctx.service);
+
+    let metrics = Arc::new(Metrics::new(&ctx.service));
+    let mut tasks = TaskRegistry::default();
+    sample::register(&mut tasks, spec.name);
+    (spec.tasks)(&mut tasks, &ctx);
+
+    let mut readiness = Readiness::new(ctx.service.clone()).with(RedisProbe(ctx.redis.clone()));
+    if needs_db {
+        readiness = readiness.with(PostgresProbe {
+            pool: ctx.db.clone(),
+            migrated: Arc::new(AtomicBool::new(true)),
+        });
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut background = tokio::task::JoinSet::new();
+    if let Some(k) = &kafka_cfg {
+        readiness = readiness.with(KafkaProbe::new(k.brokers.clone()));
+        let topics = spec.publishes;
+        let brokers = k.brokers.clone();
+        background.spawn(async move {
+            // Bootstrap creates topics; this is a safety net for a fresh broker.
+            if let Err(e) = ensure_topics(&brokers, topics).await {
+                tracing::warn!(error = %e, "could not ensure topics exist");
+            }
+        });
+        let relay = OutboxRelay::new(ctx.db.clone(), &k.brokers)
+            .map_err(|e| anyhow::anyhow!("kafka producer: {e}"))?;
+        background.spawn(relay.run(stopped(stop_rx.clone())));
+    }
+    let health = worker_health_router(ctx.service.clone(), Arc::new(readiness), metrics.clone());
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], http_cfg.port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    background.spawn({
+        let rx = stop_rx.clone();
+        async move {
+            let _ = axum::serve(listener, health)
+                .with_graceful_shutdown(stopped(rx))
+                .await;
+        }
+    });
+
+    let worker = Worker::new(
+        spec.name,
+        ctx.redis.clone(),
+        tasks,
+        WorkerOptions::from(&job_cfg),
+    )
+    .with_metrics(metrics);
+    worker
+        .run(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// Workers answer `/health`, `/readiness` and `/metrics` too, so one image healthcheck fits both.
+fn worker_health_router(
+    service: String,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+) -> Router {
+    let s = service.clone();
+    Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let s = s.clone();
+                async move { axum::Json(serde_json::json!({"status": "ok", "service": s})) }
+            }),
+        )
+        .route(
+            "/readiness",
+            get(move || {
+                let r = readiness.clone();
+                async move {
+                    let report = r.report().await;
+                    let code = if report.ready() {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (code, axum::Json(report))
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+}
+
+async fn migrate_cmd(spec: &ServiceSpec) -> Result<(), Failure> {
+    let db_cfg = DbConfig::from_env(&ProcessEnv)?;
+    telemetry::init(&format!("svc-{}", spec.name));
+    let pool = crate::db::pool(&db_cfg, 1);
+    let applied = migrate::run(&pool, spec.name, spec.migrations)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "migrating {} on {}:{}/{}: {e}",
+                spec.name,
+                db_cfg.host,
+                db_cfg.port,
+                db_cfg.name
+            )
+        })?;
+    println!(
+        "{}: {} migration(s) applied, {} known",
+        spec.name,
+        applied.len(),
+        spec.migrations.len()
+    );
+    Ok(())
+}
+
+/// `GET /health` over a raw socket: images have no curl, and this needs no HTTP client.
+async fn healthcheck() -> Result<ExitCode, Failure> {
+    let cfg = HttpConfig::from_env(&ProcessEnv)?;
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", cfg.port)).await?;
+        s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(head)) if head.split_whitespace().nth(1) == Some("200") => Ok(ExitCode::SUCCESS),
+        Ok(Ok(head)) => {
+            eprintln!("unhealthy: {}", head.lines().next().unwrap_or(""));
+            Ok(ExitCode::from(1))
+        }
+        Ok(Err(e)) => {
+            eprintln!("unhealthy: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(_) => {
+            eprintln!("unhealthy: no answer within 3s");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,244 @@
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State as AxState;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use platform_common::auth::CurrentUser;
+use platform_common::db::DbError;
+use platform_common::events::{self, EventEnvelope};
+use platform_common::http::{ApiJson, ApiPath};
+use platform_common::money;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::accounts::{Account, COLUMNS, READERS, WRITERS};
+use crate::{LedgerError, State, TRANSFER_POSTED};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransfer {
+    /// Client-chosen id: the same id with the same fields returns the original transfer.
+    pub id: Uuid,
+    pub debit_account_id: Uuid,
+    pub credit_account_id: Uuid,
+    /// Minor units, > 0.
+    pub amount: i64,
+    pub currency: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Transfer {
+    pub id: Uuid,
+    pub debit_account_id: Uuid,
+    pub credit_account_id: Uuid,
+    pub amount: i64,
+    pub currency: String,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const TRANSFER_COLUMNS: &str =
+    "id, debit_account_id, credit_account_id, amount, currency, reference, created_at";
+
+impl From<&Row> for Transfer {
+    fn from(r: &Row) -> Self {
+        Transfer {
+            id: r.get(0),
+            debit_account_id: r.get(1),
+            credit_account_id: r.get(2),
+            amount: r.get(3),
+            currency: r.get(4),
+            reference: r.get(5),
+            created_at: r.get(6),
+        }
+    }
+}
+
+impl Transfer {
+    fn same_as(&self, t: &NewTransfer) -> bool {
+        self.debit_account_id == t.debit_account_id
+            && self.credit_account_id == t.credit_account_id
+            && self.amount == t.amount
+            && self.currency == t.currency
+            && self.reference == t.reference
+    }
+}
+
+enum Attempt {
+    Retry,
+    Fail(LedgerError),
+}
+
+impl From<tokio_postgres::Error> for Attempt {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<DbError> for Attempt {
+    fn from(e: DbError) -> Self {
+        match e {
+            // A concurrent transfer with the same id won: read it on the next attempt.
+            DbError::Retry(_) | DbError::Duplicate(_) => Attempt::Retry,
+            other => Attempt::Fail(other.into()),
+        }
+    }
+}
+
+impl From<LedgerError> for Attempt {
+    fn from(e: LedgerError) -> Self {
+        Attempt::Fail(e)
+    }
+}
+
+/// Post a transfer (finance, admin): debit one account, credit another, atomically.
+#[utoipa::path(post, path = "/transfers", tag = "ledger", security(("bearer" = [])), request_body = NewTransfer,
+    responses((status = 201, body = Transfer), (status = 200, body = Transfer, description = "replay of the same transfer"),
+        (status = 409, description = "id reused with different fields, or a balance limit"), (status = 422, description = "invalid transfer")))]
+pub async fn create(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(t): ApiJson<NewTransfer>,
+) -> Result<(StatusCode, Json<Transfer>), LedgerError> {
+    // validate
+    WRITERS.check(&user)?;
+    money::positive_amount("amount", t.amount)?;
+    money::currency("currency", &t.currency)?;
+    if t.debit_account_id == t.credit_account_id {
+        return Err(LedgerError::SameAccount);
+    }
+    // post, retrying serialization conflicts
+    for attempt in 0..10u32 {
+        match post(&s, &user.username, &t).await {
+            Ok(r) => return Ok(r),
+            Err(Attempt::Fail(e)) => return Err(e),
+            Err(Attempt::Retry) => {
+                let ms = 5u64 << attempt.min(6);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+    }
+    Err(LedgerError::Common(
+        platform_common::CommonError::DependencyUnavailable("database (contention)"),
+    ))
+}
+
+async fn post(
+    s: &State,
+    by: &str,
+    t: &NewTransfer,
+) -> Result<(StatusCode, Json<Transfer>), Attempt> {
+    let mut client = s.ctx.db.get().await.map_err(DbError::from)?;
+    let tx = client.transaction().await?;
+    // load: an existing transfer with this id decides the answer
+    if let Some(row) = tx
+        .query_opt(
+            &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
+            &[&t.id],
+        )
+        .await?
+    {
+        let existing = Transfer::from(&row);
+        return if existing.same_as(t) {
+            Ok((StatusCode::OK, Json(existing)))
+        } else {
+            Err(LedgerError::ExistsWithDifferentFields("transfer").into())
+        };
+    }
+    // Lock both accounts in id order so concurrent transfers cannot deadlock.
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM accounts WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE"
+            ),
+            &[&t.debit_account_id, &t.credit_account_id],
+        )
+        .await?;
+    let accounts: Vec<Account> = rows.iter().map(Account::from).collect();
+    let find = |id: Uuid| {
+        accounts
+            .iter()
+            .find(|a| a.id == id)
+            .ok_or_else(|| LedgerError::AccountNotFound(id.to_string()))
+    };
+    let (debit, credit) = (find(t.debit_account_id)?, find(t.credit_account_id)?);
+    // domain rules
+    for a in [debit, credit] {
+        if a.currency != t.currency {
+            return Err(LedgerError::CurrencyMismatch {
+                account: a.id.to_string(),
+                account_currency: a.currency.clone(),
+                currency: t.currency.clone(),
+            }
+            .into());
+        }
+    }
+    let new_debits = debit
+        .debits_posted
+        .checked_add(t.amount)
+        .ok_or_else(|| LedgerError::Overflow(debit.id.to_string()))?;
+    let new_credits = credit
+        .credits_posted
+        .checked_add(t.amount)
+        .ok_or_else(|| LedgerError::Overflow(credit.id.to_string()))?;
+    if debit.debits_must_not_exceed_credits && new_debits > debit.credits_posted {
+        return Err(LedgerError::ExceedsCredits(debit.id.to_string()).into());
+    }
+    if credit.credits_must_not_exceed_debits && new_credits > credit.debits_posted {
+        return Err(LedgerError::ExceedsDebits(credit.id.to_string()).into());
+    }
+    // update
+    tx.execute(
+        "UPDATE accounts SET debits_posted = $2 WHERE id = $1",
+        &[&debit.id, &new_debits],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE accounts SET credits_posted = $2 WHERE id = $1",
+        &[&credit.id, &new_credits],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, reference, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRANSFER_COLUMNS}"
+            ),
+            &[&t.id, &t.debit_account_id, &t.credit_account_id, &t.amount, &t.currency, &t.reference, &by],
+        )
+        .await?;
+    let transfer = Transfer::from(&row);
+    // post-update: the event commits with the transfer or not at all
+    let event = EventEnvelope::new(
+        TRANSFER_POSTED,
+        s.ctx.service.clone(),
+        serde_json::to_value(&transfer).expect("serialises"),
+    );
+    events::record(&tx, &t.debit_account_id.to_string(), &event).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(transfer)))
+}
+
+/// A transfer (finance, admin, auditor).
+#[utoipa::path(get, path = "/transfers/{id}", tag = "ledger", security(("bearer" = [])),
+    responses((status = 200, body = Transfer), (status = 404, description = "no such transfer")))]
+pub async fn get_one(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Transfer>, LedgerError> {
+    READERS.check(&user)?;
+    let client = s.ctx.db.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| LedgerError::TransferNotFound(id.to_string()))?;
+    Ok(Json(Transfer::from(&row)))
+}
