@@ -1,0 +1,279 @@
+//! The offline infrastructure images, each started as a real container on 127.0.0.1 and
+//! spoken to in its own protocol: SQL over the Postgres wire, RESP, the Kafka protocol, OIDC.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+#[tokio::test]
+async fn postgres_answers_sql_as_root_on_defaultdb() -> anyhow::Result<()> {
+    let pg = finctl_testkit::postgres().await?;
+    let (client, connection) = tokio_postgres::connect(&pg.config(), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT current_user, current_database(), 6 * 7", &[])
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "root");
+    assert_eq!(row.get::<_, String>(1), "defaultdb");
+    assert_eq!(row.get::<_, i32>(2), 42);
+    // The shared SQL subset the services rely on: transactions, UPSERT-style conflict handling.
+    client.batch_execute("CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0))").await?;
+    client
+        .execute(
+            "INSERT INTO accounts VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&"a", &100_i64],
+        )
+        .await?;
+    let violated = client
+        .execute(
+            "UPDATE accounts SET balance = balance - 101 WHERE id = 'a'",
+            &[],
+        )
+        .await;
+    assert!(
+        violated.is_err(),
+        "CHECK constraint must reject a negative balance"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn redis_answers_ping_and_rejects_a_wrong_password() -> anyhow::Result<()> {
+    let redis = finctl_testkit::redis("test-password").await?;
+    let client = redis::Client::open(redis.url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+    assert_eq!(pong, "PONG");
+
+    let wrong = redis::Client::open(format!("redis://:wrong@127.0.0.1:{}/", redis.port()))?;
+    let err = wrong
+        .get_multiplexed_async_connection()
+        .await
+        .err()
+        .expect("a wrong password must be refused");
+    let text = err.to_string().to_lowercase();
+    assert!(
+        text.contains("wrongpass") || text.contains("invalid") || text.contains("auth"),
+        "{text}"
+    );
+
+    let anonymous = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port()))?;
+    let mut conn = anonymous.get_multiplexed_async_connection().await?;
+    let refused: redis::RedisResult<String> =
+        redis::cmd("GET").arg("x").query_async(&mut conn).await;
+    assert!(refused.unwrap_err().to_string().contains("NOAUTH"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn kafka_creates_topics_and_round_trips_through_a_consumer_group() -> anyhow::Result<()> {
+    let kafka = finctl_testkit::kafka().await?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .create()?;
+    let topic = "payment.initiated";
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "CreateTopics: {results:?}"
+    );
+
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len());
+    assert_eq!(partitions, Some(3), "topic has 3 partitions");
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "10000")
+        .create()?;
+    for i in 0..9 {
+        let key = format!("payment-{i}");
+        let payload = format!("{{\"amount_minor\":{i}00,\"currency\":\"EUR\"}}");
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)?;
+    }
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", "ledger-projector")
+        .set("enable.auto.commit", "false")
+        // tansu's memory engine gets end offsets wrong, so "latest" is unreliable; see README.
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 9 {
+        let message = tokio::time::timeout_at(deadline, consumer.recv()).await??;
+        seen.insert(String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned());
+        consumer.commit_message(&message, CommitMode::Sync)?;
+    }
+    assert_eq!(
+        seen.len(),
+        9,
+        "every produced message consumed once by the group"
+    );
+    Ok(())
+}
+
+mod idp {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use serde_json::{Value, json};
+
+    /// The JSON of a JWT's header or claims segment.
+    fn segment(token: &str, index: usize) -> Value {
+        let part = token
+            .split('.')
+            .nth(index)
+            .expect("a JWT has three segments");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn canaille_serves_discovery_jwks_password_grant_jwts_and_scim() -> anyhow::Result<()> {
+        let idp = finctl_testkit::idp().await?;
+        let http = reqwest::Client::new();
+        let base = idp.base_url();
+
+        let discovery: Value = http
+            .get(format!("{base}/.well-known/openid-configuration"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        assert_eq!(discovery["issuer"], idp.issuer());
+        let jwks_uri = discovery["jwks_uri"].as_str().expect("jwks_uri");
+        let jwks: Value = http
+            .get(jwks_uri)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "RSA");
+        assert_eq!(key["alg"], "RS256");
+
+        let basic = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", idp.client_id(), idp.client_secret()))
+        );
+        let token_endpoint = discovery["token_endpoint"]
+            .as_str()
+            .expect("token_endpoint");
+        let response: Value = http
+            .post(token_endpoint)
+            .header("Authorization", &basic)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "finance"),
+                ("password", "finance"),
+                ("scope", "openid profile email groups"),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let jwt = response["access_token"].as_str().expect("access_token");
+        let header = segment(jwt, 0);
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(header["kid"], key["kid"], "signed with the published key");
+        let claims = segment(jwt, 1);
+        assert_eq!(claims["iss"], idp.issuer());
+        assert_eq!(claims["groups"], json!(["finance"]));
+        assert_eq!(claims["email"], "finance@innover.example");
+
+        let wrong = http
+            .post(token_endpoint)
+            .header("Authorization", &basic)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "finance"),
+                ("password", "nope"),
+            ])
+            .send()
+            .await?;
+        assert!(
+            wrong.status().is_client_error(),
+            "a wrong password gets no token"
+        );
+
+        // SCIM needs a client token (client_credentials: opaque, which is fine here).
+        let service: Value = http
+            .post(token_endpoint)
+            .header("Authorization", &basic)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let bearer = format!(
+            "Bearer {}",
+            service["access_token"].as_str().expect("access_token")
+        );
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "alice",
+            "name": {"formatted": "Alice Doe", "familyName": "Doe", "givenName": "Alice"},
+            "emails": [{"value": "alice@innover.example"}],
+            "active": true,
+            "password": "alice"
+        });
+        let scim = |body: &Value| {
+            http.post(format!("{base}/scim/v2/Users"))
+                .header("Authorization", &bearer)
+                .header("Content-Type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+        };
+        assert_eq!(scim(&user).await?.status(), 201);
+        assert_eq!(
+            scim(&user).await?.status(),
+            409,
+            "a second create of the same userName conflicts"
+        );
+        let fetched: Value = http
+            .get(format!("{base}/scim/v2/Users/alice"))
+            .header("Authorization", &bearer)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        assert_eq!(fetched["userName"], "alice");
+        let anonymous = http
+            .post(format!("{base}/scim/v2/Users"))
+            .header("Content-Type", "application/scim+json")
+            .body(user.to_string())
+            .send()
+            .await?;
+        assert_eq!(anonymous.status(), 401);
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! One throwaway container: created with a Docker healthcheck tuned for tests (fast interval),
+//! published on 127.0.0.1 only, removed (with its anonymous volumes) on drop.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use finctl::docker::Engine;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A port that is free on 127.0.0.1 right now (for services that must know it before start).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub struct ContainerBuilder {
+    role: String,
+    image: String,
+    ports: Vec<(u16, Option<u16>)>,
+    env: Vec<String>,
+    command: Option<Vec<String>>,
+    health: Option<Vec<String>>,
+}
+
+impl ContainerBuilder {
+    /// Publishes `container_port` on a Docker-chosen 127.0.0.1 port.
+    pub fn port(mut self, container_port: u16) -> Self {
+        self.ports.push((container_port, None));
+        self
+    }
+
+    /// Publishes `container_port` on 127.0.0.1:`host_port`.
+    pub fn fixed_port(mut self, container_port: u16, host_port: u16) -> Self {
+        self.ports.push((container_port, Some(host_port)));
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push(format!("{name}={value}"));
+        self
+    }
+
+    pub fn command(mut self, args: &[&str]) -> Self {
+        self.command = Some(args.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// The readiness check, run by Docker every 250 ms.
+    pub fn health(mut self, test: &[&str]) -> Self {
+        self.health = Some(test.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<Container> {
+        let engine = Engine::connect().await?;
+        let recipe = self
+            .image
+            .split(['/', ':'])
+            .nth(1)
+            .unwrap_or(&self.role)
+            .to_string();
+        crate::images::ensure(&engine, &recipe, &self.image).await?;
+        let name = format!(
+            "finctl-test-{}-{}-{}",
+            self.role,
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut bindings = HashMap::new();
+        let mut exposed = Vec::new();
+        for (container_port, host_port) in &self.ports {
+            let key = format!("{container_port}/tcp");
+            exposed.push(key.clone());
+            bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(host_port.map(|p| p.to_string()).unwrap_or_default()),
+                }]),
+            );
+        }
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            env: Some(self.env.clone()),
+            cmd: self.command.clone(),
+            exposed_ports: Some(exposed),
+            labels: Some(HashMap::from([(
+                crate::TEST_LABEL.to_string(),
+                std::process::id().to_string(),
+            )])),
+            healthcheck: self.health.as_ref().map(|test| HealthConfig {
+                test: Some(
+                    std::iter::once("CMD".to_string())
+                        .chain(test.iter().cloned())
+                        .collect(),
+                ),
+                interval: Some(250_000_000),
+                timeout: Some(5_000_000_000),
+                retries: Some(1000),
+                start_period: Some(0),
+                start_interval: None,
+            }),
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = engine.api().create_container(Some(options), body).await?;
+        let container = Container {
+            engine,
+            id: created.id,
+            name,
+            ports: HashMap::new(),
+        };
+        container
+            .engine
+            .api()
+            .start_container(&container.id, None::<StartContainerOptions>)
+            .await?;
+        let mut container = container;
+        container.refresh_ports().await?;
+        Ok(container)
+    }
+}
+
+pub struct Container {
+    engine: Engine,
+    id: String,
+    name: String,
+    ports: HashMap<u16, u16>,
+}
+
+impl Container {
+    pub fn builder(role: &str, image: &str) -> ContainerBuilder {
+        ContainerBuilder {
+            role: role.into(),
+            image: image.into(),
+            ports: vec![],
+            env: vec![],
+            command: None,
+            health: None,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The 127.0.0.1 port a container port is published on.
+    pub fn host_port(&self, container_port: u16) -> u16 {
+        self.ports
+            .get(&container_port)
+            .copied()
+            .unwrap_or_else(|| panic!("port {container_port} is not published by {}", self.name))
+    }
+
+    async fn refresh_ports(&mut self) -> anyhow::Result<()> {
+        let inspect = self.engine.api().inspect_container(&self.id, None).await?;
+        let ports = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default();
+        for (key, bindings) in ports {
+            let Some(container_port) = key.split('/').next().and_then(|p| p.parse().ok()) else {
+                continue;
+            };
+            if let Some(host_port) = bindings
+                .into_iter()
+                .flatten()
+                .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+            {
+                self.ports.insert(container_port, host_port);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until Docker reports the container healthy; on timeout or exit, fails with its logs.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let inspect = self.engine.api().inspect_container(&self.id, None).await?;
+            let state = inspect.state.unwrap_or_default();
+            if state.running != Some(true) {
+                anyhow::bail!(
+                    "{} exited ({:?}) before it was healthy; logs:\n{}",
+                    self.name,
+                    state.exit_code,
+                    self.logs().await
+                );
+            }
+            if state.health.and_then(|h| h.status) == Some(HealthStatusEnum::HEALTHY) {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                anyhow::bail!(
+                    "{} not healthy after {timeout:?}; logs:\n{}",
+                    self.name,
+                    self.logs().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The container's stdout and stderr so far.
+    pub async fn logs(&self) -> String {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail("200")
+            .build();
+        let mut stream = self.engine.api().logs(&self.id, Some(options));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&chunk.to_string());
+        }
+        text
+    }
+
+    /// Stops the container (SIGTERM, then SIGKILL after `grace`); `start` brings it back.
+    pub async fn stop(&self, grace: Duration) -> anyhow::Result<()> {
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        self.engine
+            .api()
+            .stop_container(&self.id, Some(options))
+            .await?;
+        Ok(())
+    }
+
+    /// Kills the container's main process with SIGKILL.
+    pub async fn kill(&self) -> anyhow::Result<()> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        self.engine
+            .api()
+            .kill_container(&self.id, Some(options))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn start(&self) -> anyhow::Result<()> {
+        self.engine
+            .api()
+            .start_container(&self.id, None::<StartContainerOptions>)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let docker = self.engine.api().clone();
+        let id = self.id.clone();
+        // Drop cannot await; remove on a thread of its own so it works inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let options = RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build();
+                let _ = docker.remove_container(&id, Some(options)).await;
+            });
+        })
+        .join();
+    }
+}
