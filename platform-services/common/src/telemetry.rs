@@ -6,7 +6,8 @@ use crate::env;
 
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
 pub fn init(service: &str) {
-    let filter = EnvFilter::try_from_env(env::RUST_LOG).unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn,rdkafka=warn"));
+    let filter = EnvFilter::try_from_env(env::RUST_LOG)
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn,rdkafka=warn"));
     let installed = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

@@ -1,22 +1,102 @@
-//! payment service (domain routes to come).
+//! payment: `POST /payments` with a required `Idempotency-Key`, checked by rule-engine,
+//! recorded, and announced as `payment.initiated` through the outbox; `GET /payments/{id}`.
+//!
+//! The rest of the flow (forex, ledger, wallet reacting to the event, and the worker's
+//! confirmation emitting `payment.completed`) is a later issue; the event carries what they
+//! need: payment id, owner, amount, currency, payee.
+
+mod error;
+mod payments;
+mod rules_client;
+
+use std::time::Duration;
 
 use axum::Router;
+use axum::routing::{get, post};
+use platform_common::config::ConfigError;
+use platform_common::env;
+use platform_common::events::OUTBOX_MIGRATION;
 use platform_common::jobs::TaskRegistry;
-use platform_common::service::ServiceSpec;
+use platform_common::migrate::Migration;
+use platform_common::service::{Context, ServiceSpec};
 use utoipa::OpenApi;
 
+pub use error::PaymentError;
+
+pub const PAYMENT_INITIATED: &str = "payment.initiated";
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "payments and idempotency keys",
+        sql: "
+CREATE TABLE IF NOT EXISTS payments (
+    id UUID PRIMARY KEY,
+    owner TEXT NOT NULL,
+    amount BIGINT NOT NULL CHECK (amount > 0),
+    currency TEXT NOT NULL,
+    payee TEXT NOT NULL,
+    description TEXT,
+    status TEXT NOT NULL,
+    reasons JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS payments_owner ON payments (owner, created_at);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response_status INT NOT NULL,
+    response_body JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, key)
+);
+",
+    },
+    OUTBOX_MIGRATION,
+];
+
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(payments::create, payments::get_one),
+    components(schemas(payments::NewPayment, payments::Payment))
+)]
 struct Api;
+
+#[derive(Clone)]
+pub(crate) struct State {
+    ctx: Context,
+    rules: rules_client::RuleEngine,
+}
 
 pub fn spec() -> ServiceSpec {
     ServiceSpec {
         name: "payment",
-        migrations: &[],
-        publishes: &[],
+        migrations: MIGRATIONS,
+        publishes: &[PAYMENT_INITIATED],
         worker_uses_db: false,
         openapi: Api::openapi,
-        routes: |_| Ok(Router::new()),
+        routes: |ctx| {
+            let base = ctx
+                .env
+                .var(env::RULE_ENGINE_URL)
+                .unwrap_or_else(|| "http://rule-engine:8000".into());
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name: env::RULE_ENGINE_URL,
+                    value: base,
+                    reason: "expected an http:// or https:// URL".into(),
+                });
+            }
+            let rules = rules_client::RuleEngine::new(base, Duration::from_secs(5));
+            Ok(Router::new()
+                .route("/payments", post(payments::create))
+                .route("/payments/{id}", get(payments::get_one))
+                .with_state(State {
+                    ctx: ctx.clone(),
+                    rules,
+                }))
+        },
         tasks: |_: &mut TaskRegistry, _| {},
     }
 }

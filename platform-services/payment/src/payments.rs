@@ -1,0 +1,232 @@
+use axum::Json;
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use platform_common::CommonError;
+use platform_common::auth::{CurrentUser, JWT_ASSERTION_HEADER, RoleGuard, User, roles};
+use platform_common::db::DbError;
+use platform_common::events::{self, EventEnvelope};
+use platform_common::http::{ApiJson, ApiPath};
+use platform_common::money;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_postgres::Row;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::rules_client::Request;
+use crate::{PAYMENT_INITIATED, PaymentError, State};
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const STAFF: RoleGuard = RoleGuard::AnyOf(&[
+    roles::ADMIN,
+    roles::OPS_USER,
+    roles::FINANCE,
+    roles::AUDITOR,
+]);
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayment {
+    /// Minor units, > 0.
+    pub amount: i64,
+    pub currency: String,
+    pub payee: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Payment {
+    pub id: Uuid,
+    pub owner: String,
+    pub amount: i64,
+    pub currency: String,
+    pub payee: String,
+    pub description: Option<String>,
+    /// `initiated` (allowed), `pending_review` or `rejected`.
+    pub status: String,
+    pub reasons: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, owner, amount, currency, payee, description, status, reasons, created_at";
+
+impl From<&Row> for Payment {
+    fn from(r: &Row) -> Self {
+        let reasons: Value = r.get(7);
+        Payment {
+            id: r.get(0),
+            owner: r.get(1),
+            amount: r.get(2),
+            currency: r.get(3),
+            payee: r.get(4),
+            description: r.get(5),
+            status: r.get(6),
+            reasons: serde_json::from_value(reasons).unwrap_or_default(),
+            created_at: r.get(8),
+        }
+    }
+}
+
+fn replay(status: i32, body: Value) -> Response {
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+fn caller_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_string()))
+        .or_else(|| {
+            headers
+                .get(JWT_ASSERTION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+/// Initiate a payment. A retry with the same `Idempotency-Key` and body returns the stored
+/// response; the same key with another body is a 409.
+#[utoipa::path(post, path = "/payments", tag = "payments", security(("bearer" = [])), request_body = NewPayment,
+    params(("Idempotency-Key" = String, Header, description = "client-chosen key, 1 to 255 characters")),
+    responses((status = 201, body = Payment), (status = 400, description = "missing Idempotency-Key"),
+        (status = 409, description = "key reused with another body"), (status = 503, description = "rule-engine unavailable")))]
+pub async fn create(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    ApiJson(p): ApiJson<NewPayment>,
+) -> Result<Response, PaymentError> {
+    // validate
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or(PaymentError::MissingIdempotencyKey)?
+        .to_string();
+    money::positive_amount("amount", p.amount)?;
+    money::currency("currency", &p.currency)?;
+    if p.payee.trim().is_empty() || p.payee.len() > 200 {
+        return Err(CommonError::validation("payee", "must be 1 to 200 characters").into());
+    }
+    let hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(&json!(p)).expect("serialises"),
+    ));
+
+    // load: a stored response for this key answers a retry
+    if let Some(r) = stored(&s, &user, &key, &hash).await? {
+        return Ok(r);
+    }
+
+    // domain: ask rule-engine (nothing is stored if it cannot answer, so a retry can succeed)
+    let token =
+        caller_token(&headers).ok_or_else(|| CommonError::Unauthorized("no token".into()))?;
+    let id = Uuid::new_v4();
+    let evaluation = s
+        .rules
+        .evaluate(
+            &token,
+            &Request {
+                user: &user.username,
+                roles: &user.roles,
+                amount: p.amount,
+                currency: &p.currency,
+                payment_id: id.to_string(),
+            },
+        )
+        .await?;
+    let status = match evaluation.decision.as_str() {
+        "allow" => "initiated",
+        "review" => "pending_review",
+        _ => "rejected",
+    };
+
+    // record: payment, idempotency key and event in one transaction
+    let mut client = s.ctx.db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO payments (id, owner, amount, currency, payee, description, status, reasons)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+            ),
+            &[&id, &user.username, &p.amount, &p.currency, &p.payee, &p.description, &status, &json!(evaluation.reasons)],
+        )
+        .await?;
+    let payment = Payment::from(&row);
+    let body = serde_json::to_value(&payment).expect("serialises");
+    let inserted = tx
+        .execute(
+            "INSERT INTO idempotency_keys (owner, key, request_hash, response_status, response_body)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO NOTHING",
+            &[&user.username, &key, &hash, &201i32, &body],
+        )
+        .await?;
+    if inserted == 0 {
+        // A concurrent request with the same key won; answer as it did.
+        tx.rollback().await?;
+        return stored(&s, &user, &key, &hash)
+            .await?
+            .ok_or_else(|| CommonError::Internal("idempotency key vanished".into()).into());
+    }
+    if status == "initiated" {
+        let event = EventEnvelope::new(PAYMENT_INITIATED, s.ctx.service.clone(), body.clone());
+        events::record(&tx, &id.to_string(), &event).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(payment_id = %id, status, "payment recorded");
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn stored(
+    s: &State,
+    user: &User,
+    key: &str,
+    hash: &str,
+) -> Result<Option<Response>, PaymentError> {
+    let client = s.ctx.db.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE owner = $1 AND key = $2",
+            &[&user.username, &key],
+        )
+        .await
+        .map_err(DbError::from)?;
+    match row {
+        None => Ok(None),
+        Some(r) if r.get::<_, String>(0) == hash => Ok(Some(replay(r.get(1), r.get(2)))),
+        Some(_) => Err(PaymentError::IdempotencyKeyReused),
+    }
+}
+
+/// A payment: its owner, or admin, ops_user, finance, auditor.
+#[utoipa::path(get, path = "/payments/{id}", tag = "payments", security(("bearer" = [])),
+    responses((status = 200, body = Payment), (status = 404, description = "no such payment")))]
+pub async fn get_one(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Payment>, PaymentError> {
+    let client = s.ctx.db.get().await?;
+    let payment = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM payments WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .map(|r| Payment::from(&r))
+        .ok_or_else(|| PaymentError::NotFound(id.to_string()))?;
+    // Others' payments look absent rather than forbidden, so ids cannot be probed.
+    if payment.owner != user.username && STAFF.check(&user).is_err() {
+        return Err(PaymentError::NotFound(id.to_string()));
+    }
+    Ok(Json(payment))
+}

@@ -1,0 +1,61 @@
+use axum::http::StatusCode;
+use platform_common::db::{DbError, PoolError};
+use platform_common::{ApiError, CommonError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error(transparent)]
+    Common(#[from] CommonError),
+    #[error("no limit for role {role} in {currency}")]
+    LimitNotFound { role: String, currency: String },
+}
+
+impl ApiError for RuleError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Common(c) => c.status(),
+            Self::LimitNotFound { .. } => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Common(c) => c.code(),
+            Self::LimitNotFound { .. } => "limit_not_found",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::Common(c) => c.field(),
+            _ => None,
+        }
+    }
+}
+
+platform_common::impl_api_error_response!(RuleError);
+
+impl From<DbError> for RuleError {
+    fn from(e: DbError) -> Self {
+        Self::Common(e.into())
+    }
+}
+
+impl From<tokio_postgres::Error> for RuleError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<PoolError> for RuleError {
+    fn from(e: PoolError) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<redis::RedisError> for RuleError {
+    fn from(e: redis::RedisError) -> Self {
+        tracing::warn!(error = %e, "redis failed");
+        Self::Common(CommonError::DependencyUnavailable("redis"))
+    }
+}

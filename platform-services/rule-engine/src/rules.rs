@@ -1,0 +1,176 @@
+use axum::Json;
+use axum::extract::State as AxState;
+use axum::http::StatusCode;
+use platform_common::CommonError;
+use platform_common::auth::{CurrentUser, RoleGuard, roles};
+use platform_common::http::{ApiJson, ApiPath};
+use platform_common::money;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{RuleError, State};
+
+const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
+const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN, roles::AUDITOR, roles::OPS_USER]);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Limit {
+    pub role: String,
+    pub currency: String,
+    pub max_amount: i64,
+    pub review_above: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Velocity {
+    pub currency: String,
+    pub window_seconds: i64,
+    pub max_count: i64,
+    pub max_total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rules {
+    pub limits: Vec<Limit>,
+    pub velocity: Vec<Velocity>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitBody {
+    pub max_amount: i64,
+    pub review_above: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityBody {
+    pub window_seconds: i64,
+    pub max_count: i64,
+    pub max_total: i64,
+}
+
+/// All rules (admin, auditor, ops_user).
+#[utoipa::path(get, path = "/rules", tag = "rules", security(("bearer" = [])), responses((status = 200, body = Rules)))]
+pub async fn list(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Rules>, RuleError> {
+    READERS.check(&user)?;
+    let c = s.ctx.db.get().await?;
+    let limits = c
+        .query(
+            "SELECT role, currency, max_amount, review_above FROM limits ORDER BY role, currency",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Limit {
+            role: r.get(0),
+            currency: r.get(1),
+            max_amount: r.get(2),
+            review_above: r.get(3),
+        })
+        .collect();
+    let velocity = c
+        .query("SELECT currency, window_seconds, max_count, max_total FROM velocity_rules ORDER BY currency", &[])
+        .await?
+        .iter()
+        .map(|r| Velocity { currency: r.get(0), window_seconds: r.get(1), max_count: r.get(2), max_total: r.get(3) })
+        .collect();
+    Ok(Json(Rules { limits, velocity }))
+}
+
+/// Set the limit of a role in a currency (admin).
+#[utoipa::path(put, path = "/rules/limits/{role}/{currency}", tag = "rules", security(("bearer" = [])), request_body = LimitBody,
+    responses((status = 200, body = Limit)))]
+pub async fn put_limit(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath((role, currency)): ApiPath<(String, String)>,
+    ApiJson(b): ApiJson<LimitBody>,
+) -> Result<Json<Limit>, RuleError> {
+    ADMIN.check(&user)?;
+    money::currency("currency", &currency)?;
+    money::positive_amount("max_amount", b.max_amount)?;
+    if let Some(r) = b.review_above {
+        money::positive_amount("review_above", r)?;
+        if r > b.max_amount {
+            return Err(
+                CommonError::validation("review_above", "must not exceed max_amount").into(),
+            );
+        }
+    }
+    let c = s.ctx.db.get().await?;
+    c.execute(
+        "INSERT INTO limits (role, currency, max_amount, review_above, updated_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (role, currency) DO UPDATE SET max_amount = excluded.max_amount,
+           review_above = excluded.review_above, updated_by = excluded.updated_by, updated_at = now()",
+        &[&role, &currency, &b.max_amount, &b.review_above, &user.username],
+    )
+    .await?;
+    Ok(Json(Limit {
+        role,
+        currency,
+        max_amount: b.max_amount,
+        review_above: b.review_above,
+    }))
+}
+
+/// Remove a limit (admin).
+#[utoipa::path(delete, path = "/rules/limits/{role}/{currency}", tag = "rules", security(("bearer" = [])),
+    responses((status = 204), (status = 404, description = "no such limit")))]
+pub async fn delete_limit(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath((role, currency)): ApiPath<(String, String)>,
+) -> Result<StatusCode, RuleError> {
+    ADMIN.check(&user)?;
+    let c = s.ctx.db.get().await?;
+    let n = c
+        .execute(
+            "DELETE FROM limits WHERE role = $1 AND currency = $2",
+            &[&role, &currency],
+        )
+        .await?;
+    if n == 0 {
+        return Err(RuleError::LimitNotFound { role, currency });
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set the velocity window of a currency (admin).
+#[utoipa::path(put, path = "/rules/velocity/{currency}", tag = "rules", security(("bearer" = [])), request_body = VelocityBody,
+    responses((status = 200, body = Velocity)))]
+pub async fn put_velocity(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(currency): ApiPath<String>,
+    ApiJson(b): ApiJson<VelocityBody>,
+) -> Result<Json<Velocity>, RuleError> {
+    ADMIN.check(&user)?;
+    money::currency("currency", &currency)?;
+    for (field, v) in [
+        ("window_seconds", b.window_seconds),
+        ("max_count", b.max_count),
+        ("max_total", b.max_total),
+    ] {
+        if v <= 0 {
+            return Err(CommonError::validation(field, "must be greater than zero").into());
+        }
+    }
+    let c = s.ctx.db.get().await?;
+    c.execute(
+        "INSERT INTO velocity_rules (currency, window_seconds, max_count, max_total, updated_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (currency) DO UPDATE SET window_seconds = excluded.window_seconds, max_count = excluded.max_count,
+           max_total = excluded.max_total, updated_by = excluded.updated_by, updated_at = now()",
+        &[&currency, &b.window_seconds, &b.max_count, &b.max_total, &user.username],
+    )
+    .await?;
+    Ok(Json(Velocity {
+        currency,
+        window_seconds: b.window_seconds,
+        max_count: b.max_count,
+        max_total: b.max_total,
+    }))
+}
