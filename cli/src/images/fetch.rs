@@ -386,9 +386,11 @@ fn mirror_from_one_line(text: &str) -> Option<String> {
             let mut words = line.split_whitespace().skip(1);
             let mut uri = words.next()?;
             if uri.starts_with('[') {
-                uri = words
-                    .find(|w| w.ends_with(']'))
-                    .and_then(|_| words.next())?;
+                // Options: `[a=b c=d]`, possibly spread over several words.
+                if !uri.ends_with(']') {
+                    words.find(|w| w.ends_with(']'))?;
+                }
+                uri = words.next()?;
             }
             (!uri.contains("security")).then(|| uri.to_string())
         })
