@@ -1,0 +1,76 @@
+//! KYC status and its allowed transitions.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KycStatus {
+    Pending,
+    Submitted,
+    Verified,
+    Rejected,
+}
+
+/// Who is asking for a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The profile's owner.
+    Owner,
+    /// ops_user or admin.
+    Reviewer,
+}
+
+impl KycStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Submitted => "submitted",
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "submitted" => Self::Submitted,
+            "verified" => Self::Verified,
+            "rejected" => Self::Rejected,
+            _ => return None,
+        })
+    }
+
+    /// pending -> submitted and rejected -> submitted by the owner;
+    /// submitted -> verified | rejected by a reviewer. Nothing else, and verified is final.
+    pub fn can_move(self, to: KycStatus, by: Actor) -> bool {
+        use KycStatus::*;
+        matches!(
+            (self, to, by),
+            (Pending | Rejected, Submitted, Actor::Owner)
+                | (Submitted, Verified | Rejected, Actor::Reviewer)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KycStatus::*;
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        assert!(Pending.can_move(Submitted, Actor::Owner));
+        assert!(Rejected.can_move(Submitted, Actor::Owner));
+        assert!(Submitted.can_move(Verified, Actor::Reviewer));
+        assert!(Submitted.can_move(Rejected, Actor::Reviewer));
+        // Owners cannot approve themselves; reviewers cannot skip submission.
+        assert!(!Submitted.can_move(Verified, Actor::Owner));
+        assert!(!Pending.can_move(Verified, Actor::Reviewer));
+        assert!(!Verified.can_move(Submitted, Actor::Owner));
+        assert!(!Verified.can_move(Rejected, Actor::Reviewer));
+        for s in [Pending, Submitted, Verified, Rejected] {
+            assert_eq!(KycStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}

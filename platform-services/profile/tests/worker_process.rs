@@ -1,0 +1,83 @@
+//! The real `profile worker` process: killed with SIGKILL mid-job, its job runs again on
+//! another worker process. Needs Redis.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use platform_common::jobs::{JobClient, JobStatus};
+use platform_common::redis_handle::RedisHandle;
+use platform_common::testing::infra;
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_worker(redis_url: &str) -> (Child, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_profile"))
+        .arg("worker")
+        .env_clear()
+        .env("REDIS_URL", redis_url)
+        .env("PORT", port.to_string())
+        .env("JOB_LEASE_SECONDS", "1")
+        .env("WORKER_CONCURRENCY", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start profile worker");
+    (child, port)
+}
+
+fn healthcheck(port: u16) -> bool {
+    Command::new(env!("CARGO_BIN_EXE_profile"))
+        .arg("healthcheck")
+        .env_clear()
+        .env("PORT", port.to_string())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
+async fn killed_worker_process_job_is_delivered_again() {
+    let (cfg, _g) = infra::redis().await;
+    let url = cfg.url.expose().clone();
+    let client = JobClient::new("profile", RedisHandle::new(&cfg).unwrap());
+
+    let (mut first, port) = spawn_worker(&url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthcheck(port) {
+        assert!(Instant::now() < deadline, "worker never became healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = client.enqueue("profile.slow", json!([1.5])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.queued().await.unwrap() > 0 {
+        assert!(Instant::now() < deadline, "job never claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: no cleanup at all
+    first.wait().unwrap();
+    assert!(
+        client.result(&id).await.unwrap().is_none(),
+        "the killed worker did not finish it"
+    );
+
+    let (mut second, _) = spawn_worker(&url);
+    let r = client.wait(&id, Duration::from_secs(15)).await.unwrap();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let r = r.expect("job delivered again and finished");
+    assert_eq!(
+        (r.status, r.result),
+        (JobStatus::Succeeded, Some(json!(1.5)))
+    );
+}
