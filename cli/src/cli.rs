@@ -93,6 +93,10 @@ pub struct ImagesBuildArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// With --force: ignore the engine's layer cache too (host-side downloads stay cached).
+    #[arg(long, requires = "force")]
+    pub no_cache: bool,
+
     /// Images to build (recipe names, e.g. `base`, `postgres`, `profile`); default: all selected.
     pub names: Vec<String>,
 }

@@ -5,7 +5,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use crate::cli::{GlobalArgs, ImagesBuildArgs, ImagesListArgs};
 use crate::docker::Engine;
 use crate::error::ExitStatus;
-use crate::images::{BuildOutcome, Builder, Catalog, ImageState, Selection};
+use crate::images::{BuildOptions, BuildOutcome, Builder, Catalog, ImageState, Selection};
 use crate::printer::Printer;
 use crate::project::{self, Project};
 
@@ -27,7 +27,16 @@ pub async fn build(
         offline: args.offline,
         names: args.names,
     };
-    let report = builder.build(&selection, args.force, printer).await?;
+    let report = builder
+        .build(
+            &selection,
+            BuildOptions {
+                force: args.force,
+                no_cache: args.no_cache,
+            },
+            printer,
+        )
+        .await?;
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report.images)?);
     } else {

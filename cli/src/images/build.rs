@@ -84,6 +84,15 @@ impl BuildReport {
     }
 }
 
+/// How to build.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Rebuild the named images (all selected ones when none are named) even when up to date.
+    pub force: bool,
+    /// Ignore the engine's layer cache (a truly cold build; host-side fetches stay cached).
+    pub no_cache: bool,
+}
+
 pub struct Builder {
     engine: Engine,
     project: Project,
@@ -110,14 +119,15 @@ impl Builder {
     pub async fn build(
         &self,
         selection: &Selection,
-        force: bool,
+        options: BuildOptions,
         printer: &Printer,
     ) -> Result<BuildReport, UserError> {
         let recipes = self.catalog.select(selection)?;
         let names: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
         let progress = Progress::new(printer, &names);
         let forced = |name: &str| {
-            force && (selection.names.is_empty() || selection.names.iter().any(|n| n == name))
+            options.force
+                && (selection.names.is_empty() || selection.names.iter().any(|n| n == name))
         };
 
         // Service binaries first, all in one cargo invocation: cargo shares the work between them.
@@ -186,6 +196,7 @@ impl Builder {
                         recipe,
                         parent_hash,
                         forced(&recipe.name),
+                        options.no_cache,
                         &binaries,
                         &mut rootfs,
                         &bar,
@@ -293,6 +304,7 @@ impl Builder {
         recipe: &Recipe,
         parent_hash: Option<&str>,
         force: bool,
+        no_cache: bool,
         binaries: &HashMap<String, PathBuf>,
         rootfs: &mut Option<Rootfs>,
         bar: &ImageProgress,
@@ -406,8 +418,15 @@ impl Builder {
                 recipe.description.clone(),
             ),
         ]);
-        self.docker_build(&recipe.tag, context.finish()?, labels, build_args, bar)
-            .await?;
+        self.docker_build(
+            &recipe.tag,
+            context.finish()?,
+            labels,
+            build_args,
+            no_cache,
+            bar,
+        )
+        .await?;
         // The previous image under this tag is now dangling: remove it unless a container uses it.
         if let Some((old_id, _, _)) = existing {
             if let Some((new_id, _, _)) = self.inspect(&recipe.tag).await? {
@@ -465,10 +484,12 @@ impl Builder {
         context: Vec<u8>,
         labels: HashMap<String, String>,
         build_args: HashMap<String, String>,
+        no_cache: bool,
         bar: &ImageProgress,
     ) -> Result<(), UserError> {
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
+            .nocache(no_cache)
             .t(tag)
             .rm(true)
             .forcerm(true)

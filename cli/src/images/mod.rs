@@ -14,7 +14,7 @@ mod inputs;
 mod progress;
 mod recipe;
 
-pub use build::{BuildOutcome, BuildReport, Builder, ImageState, ImageStatus};
+pub use build::{BuildOptions, BuildOutcome, BuildReport, Builder, ImageState, ImageStatus};
 pub use catalog::{Catalog, Selection};
 pub use recipe::{Recipe, RecipeKind};
 

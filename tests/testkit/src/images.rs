@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tokio::sync::Mutex;
 
 use finctl::docker::Engine;
-use finctl::images::{BuildOutcome, Builder, Catalog, Selection};
+use finctl::images::{BuildOptions, BuildOutcome, Builder, Catalog, Selection};
 use finctl::printer::Printer;
 use finctl::project::{self, Project};
 
@@ -33,7 +33,9 @@ pub async fn ensure(engine: &Engine, recipe: &str, tag: &str) -> anyhow::Result<
         offline: true,
         names: vec![recipe.to_string()],
     };
-    let report = builder.build(&selection, false, &Printer::plain()).await?;
+    let report = builder
+        .build(&selection, BuildOptions::default(), &Printer::plain())
+        .await?;
     if let Some(failed) = report.images.iter().find(|i| {
         matches!(
             i.outcome,
