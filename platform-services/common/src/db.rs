@@ -3,15 +3,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{
-    Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
-};
+use deadpool_postgres::{Config, ManagerConfig, PoolConfig, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::config::DbConfig;
 
-pub use deadpool_postgres::{Client, PoolError, Transaction};
+pub use deadpool_postgres::{Client, Pool, PoolError, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
