@@ -165,3 +165,148 @@ fn list_json_reports_every_recipe_with_its_state() {
         );
     }
 }
+
+/// A throwaway project whose `base` is the real one (same inputs, so the cached root
+/// filesystem and the existing base image are reused) plus the given child recipes.
+fn project_on_real_base(children: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("compose/images");
+    std::fs::create_dir_all(images.join("base")).unwrap();
+    std::fs::write(
+        dir.path().join("compose/docker-compose.yml"),
+        "services: {}\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        project_root().join("compose/images/base/image.toml"),
+        images.join("base/image.toml"),
+    )
+    .unwrap();
+    for (name, toml, dockerfile) in children {
+        std::fs::create_dir_all(images.join(name)).unwrap();
+        std::fs::write(images.join(name).join("image.toml"), toml).unwrap();
+        std::fs::write(images.join(name).join("Dockerfile"), dockerfile).unwrap();
+    }
+    dir
+}
+
+fn image_id(tag: &str) -> Option<String> {
+    let output = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()
+        .unwrap();
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+fn remove_image(tag: &str) {
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f", tag])
+        .output();
+}
+
+#[test]
+fn a_package_that_cannot_be_fetched_fails_with_apt_s_words() {
+    let tag = format!("finctl-test/nopkg:{}", std::process::id());
+    let toml = format!("tag = \"{tag}\"\nfrom = \"base\"\napt = [\"finctl-no-such-package\"]\n");
+    let project = project_on_real_base(&[("nopkg", &toml, "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")]);
+    finctl()
+        .args([
+            "--project-dir",
+            arg(project.path()),
+            "images",
+            "build",
+            "nopkg",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "downloading Debian packages finctl-no-such-package failed",
+        ))
+        .stderr(predicate::str::contains(
+            "Unable to locate package finctl-no-such-package",
+        ))
+        .stderr(predicate::str::contains("hint:"));
+    assert_eq!(image_id(&tag), None, "nothing tagged");
+}
+
+#[test]
+fn a_failed_build_never_replaces_the_image_under_the_tag() {
+    let tag = format!("finctl-test/keep:{}", std::process::id());
+    let toml = format!("tag = \"{tag}\"\nfrom = \"base\"\n");
+    let good = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo one > /version\n";
+    let project = project_on_real_base(&[("keep", &toml, good)]);
+    let dockerfile = project.path().join("compose/images/keep/Dockerfile");
+    finctl()
+        .args([
+            "--project-dir",
+            arg(project.path()),
+            "images",
+            "build",
+            "keep",
+        ])
+        .assert()
+        .success();
+    let before = image_id(&tag).expect("first build tags the image");
+
+    // A second build with unchanged inputs says so and rebuilds nothing.
+    finctl()
+        .args([
+            "--project-dir",
+            arg(project.path()),
+            "images",
+            "build",
+            "keep",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "All images are up to date; nothing was rebuilt.",
+        ));
+
+    std::fs::write(
+        &dockerfile,
+        format!("{good}RUN echo two > /version && exit 3\n"),
+    )
+    .unwrap();
+    finctl()
+        .args([
+            "--project-dir",
+            arg(project.path()),
+            "images",
+            "build",
+            "keep",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "docker build of {tag} failed"
+        )))
+        .stderr(
+            predicate::str::contains("exit 3").or(predicate::str::contains("non-zero code: 3")),
+        );
+    assert_eq!(
+        image_id(&tag).as_deref(),
+        Some(before.as_str()),
+        "the good image is still tagged"
+    );
+
+    // A fixed recipe builds again, and the replaced image does not linger untagged.
+    std::fs::write(&dockerfile, format!("{good}RUN echo two > /version\n")).unwrap();
+    finctl()
+        .args([
+            "--project-dir",
+            arg(project.path()),
+            "images",
+            "build",
+            "keep",
+        ])
+        .assert()
+        .success();
+    let after = image_id(&tag).expect("rebuilt");
+    assert_ne!(after, before);
+    assert_eq!(image_id(&before), None, "the previous image was removed");
+    remove_image(&tag);
+}

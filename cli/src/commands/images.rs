@@ -4,7 +4,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::cli::{GlobalArgs, ImagesBuildArgs, ImagesListArgs};
 use crate::docker::Engine;
-use crate::error::ExitStatus;
+use crate::error::{ExitStatus, UserError};
 use crate::images::{BuildOptions, BuildOutcome, Builder, Catalog, ImageState, Selection};
 use crate::printer::Printer;
 use crate::project::{self, Project};
@@ -69,8 +69,14 @@ pub async fn build(
         }
     }
     for image in &report.images {
-        if let BuildOutcome::Failed { error } = &image.outcome {
-            printer.error(&anyhow::anyhow!("{}: {error}", image.name));
+        if let BuildOutcome::Failed { error, hint } = &image.outcome {
+            let failure = UserError {
+                message: format!("{}: {error}", image.name),
+                hint: hint.clone(),
+                status: ExitStatus::Failure,
+                source: None,
+            };
+            printer.error(&anyhow::Error::new(failure));
         }
     }
     Ok(if report.failed() {

@@ -51,6 +51,9 @@ pub enum BuildOutcome {
     UpToDate,
     Failed {
         error: String,
+        /// What to do about it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
     },
     /// Not attempted because an image it is built FROM failed.
     Skipped {
@@ -219,11 +222,14 @@ impl Builder {
                         bar.finish(true, &message);
                         continue;
                     }
-                    Err(err) => BuildOutcome::Failed { error: err.message },
+                    Err(err) => BuildOutcome::Failed {
+                        error: err.message,
+                        hint: err.hint,
+                    },
                 }
             };
             let message = match &outcome {
-                BuildOutcome::Failed { error } => format!("failed: {}", first_line(error)),
+                BuildOutcome::Failed { error, .. } => format!("failed: {}", first_line(error)),
                 BuildOutcome::Skipped { because } => format!("skipped: {because}"),
                 _ => unreachable!("successes continue above"),
             };
