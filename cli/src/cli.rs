@@ -57,6 +57,242 @@ pub enum Commands {
     /// Build and list the platform's container images.
     #[command(subcommand)]
     Images(ImagesCommand),
+
+    /// Start the stack (or the named services and what they depend on) and wait until ready.
+    ///
+    /// Creates the networks and volumes, then the containers in dependency order, in parallel
+    /// where `depends_on` allows, honouring service_started, service_healthy and
+    /// service_completed_successfully. Readiness is seen within about 100 ms: healthchecks
+    /// are run on demand rather than at Docker's interval. Re-running is safe: containers
+    /// that match their configuration are left alone, changed ones are recreated, stopped,
+    /// missing or unhealthy ones are repaired. On failure nothing is torn down; the failing
+    /// service's last log lines and healthcheck output are shown and the exit code is 1.
+    #[command(after_help = "\
+Examples:
+  finctl up --offline                    the infrastructure, from locally built images
+  finctl up --offline --profile services the infrastructure and the six services
+  finctl up redis                        redis (and what it depends on)
+  finctl up --offline --timeout 2m")]
+    Up(UpArgs),
+
+    /// Stop and remove the stack's containers and networks (and with --volumes its data).
+    #[command(after_help = "\
+Examples:
+  finctl down
+  finctl down --volumes      also delete the databases' volumes")]
+    Down(DownArgs),
+
+    /// Remove everything: containers, networks, volumes and the images finctl built.
+    #[command(after_help = "\
+Examples:
+  finctl nuke                then `finctl images build --offline && finctl up --offline`")]
+    Nuke(NukeArgs),
+
+    /// List the stack's services: container, state, health, ports.
+    #[command(after_help = PS_AFTER_HELP)]
+    Ps(PsArgs),
+
+    /// Check the stack's health; exit 1 when any enabled service is unhealthy, exited or missing.
+    #[command(after_help = HEALTH_AFTER_HELP)]
+    Health(HealthArgs),
+
+    /// Show the services' logs, multiplexed with a stable prefix per service.
+    #[command(after_help = "\
+Examples:
+  finctl logs                    everything so far
+  finctl logs -f redis cockroach follow two services (across restarts)
+  finctl logs --tail 50 --since 10m")]
+    Logs(LogsArgs),
+
+    /// Restart services and wait until they are ready again.
+    #[command(after_help = "\
+Examples:
+  finctl restart keycloak
+  finctl restart redis redpanda")]
+    Restart(RestartArgs),
+
+    /// Run a command in a service's container; its exit code becomes finctl's.
+    #[command(after_help = "\
+Examples:
+  finctl exec redis -- redis-cli -a redis-secret ping
+  finctl exec cockroach -- psql -h 127.0.0.1 -p 26257 -U root defaultdb
+  echo 'SELECT 1' | finctl exec cockroach -- psql -h 127.0.0.1 -p 26257 -U root defaultdb")]
+    Exec(ExecArgs),
+
+    /// Print the addresses of the stack's published endpoints.
+    #[command(after_help = "\
+Examples:
+  finctl urls
+  finctl urls --json | jq -r '.[] | select(.service == \"redis\") | .url'")]
+    Urls(UrlsArgs),
+}
+
+const PS_AFTER_HELP: &str = "\
+JSON (--json): an array, one object per service:
+  service    string          the Compose service
+  container  string | null   the container name (null: none exists)
+  state      string          missing, created, running, restarting, paused, exited, dead
+  health     string          healthy, unhealthy, starting, none (no healthcheck)
+  exit_code  number | null   once the container has stopped
+  ports      [string]        published ports, \"127.0.0.1:6379->6379/tcp\"
+  one_shot   bool            a job that runs to completion
+  ok         bool            running and healthy (or no healthcheck); one-shots: exited 0
+
+Examples:
+  finctl ps
+  finctl ps --json | jq -r '.[] | select(.ok | not) | .service'";
+
+const HEALTH_AFTER_HELP: &str = "\
+Exit codes: 0 every enabled service is ok, 1 one is not (unhealthy, exited, missing; a
+one-shot that exited 0 is ok), 2 bad configuration.
+
+JSON (--json): the same array as `finctl ps --json` (see `finctl ps --help`).
+
+Examples:
+  finctl health && echo ready
+  finctl health --watch            redraw every second until Ctrl-C";
+
+/// Which stack: the Compose files, the offline override, profiles.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StackArgs {
+    /// Use compose/offline.yml too: every third-party image swapped for a locally built one.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Enable a Compose profile (repeatable): services, gateway, cluster.
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+
+    /// An extra Compose file merged after the project's (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// How long to wait for everything to be ready (e.g. 90s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// Services to start (with their dependencies); default: every enabled service.
+    pub services: Vec<String>,
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    crate::stack::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration (write 90s, 5m, 1m30s)"))
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Also remove the stack's named volumes (its data).
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NukeArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Redraw every second until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Use compose/offline.yml too.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Enable a Compose profile (repeatable).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+
+    /// An extra Compose file (repeatable; `-f` means --follow here, as in docker compose).
+    #[arg(long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Keep following new output (and containers that restart) until Ctrl-C.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+
+    /// Only lines newer than this: a duration ago (10m, 1h) or an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Services to show; default: all.
+    pub services: Vec<String>,
+}
+
+impl LogsArgs {
+    pub fn stack(&self) -> StackArgs {
+        StackArgs {
+            offline: self.offline,
+            profiles: self.profiles.clone(),
+            files: self.files.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// How long to wait for the services to be ready again.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// Services to restart.
+    #[arg(required = true)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Run as this user (name or uid).
+    #[arg(short, long)]
+    pub user: Option<String>,
+
+    /// The service whose container runs the command.
+    pub service: String,
+
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UrlsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 #[derive(Debug, Subcommand)]

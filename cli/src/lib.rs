@@ -9,6 +9,7 @@ pub mod docker;
 pub mod env_vars;
 pub mod error;
 pub mod images;
+pub mod orchestrate;
 pub mod printer;
 pub mod project;
 pub mod stack;

@@ -1,6 +1,14 @@
 //! One module per command; `run` dispatches.
 
+mod compose;
+mod down;
+mod exec;
 mod images;
+mod logs;
+mod ps;
+mod restart;
+mod up;
+mod urls;
 
 use crate::cli::{Cli, Commands, ImagesCommand};
 use crate::error::ExitStatus;
@@ -14,5 +22,14 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Images(ImagesCommand::List(args)) => {
             images::list(&cli.global, args, printer).await
         }
+        Commands::Up(args) => up::up(&cli.global, args, printer).await,
+        Commands::Down(args) => down::down(&cli.global, args, printer).await,
+        Commands::Nuke(args) => down::nuke(&cli.global, args, printer).await,
+        Commands::Ps(args) => ps::ps(&cli.global, args, printer).await,
+        Commands::Health(args) => ps::health(&cli.global, args, printer).await,
+        Commands::Logs(args) => logs::logs(&cli.global, args, printer).await,
+        Commands::Restart(args) => restart::restart(&cli.global, args, printer).await,
+        Commands::Exec(args) => exec::exec(&cli.global, args, printer).await,
+        Commands::Urls(args) => urls::urls(&cli.global, args, printer).await,
     }
 }

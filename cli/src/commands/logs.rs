@@ -1,0 +1,53 @@
+//! `finctl logs`.
+
+use std::io::IsTerminal;
+use std::time::SystemTime;
+
+use crate::cli::{GlobalArgs, LogsArgs};
+use crate::docker::Engine;
+use crate::error::{ExitStatus, UserError};
+use crate::orchestrate::logs::{self, LogOptions};
+use crate::printer::Printer;
+
+pub async fn logs(
+    global: &GlobalArgs,
+    args: LogsArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let stack = super::compose::load(global, &args.stack(), printer)?;
+    for name in &args.services {
+        stack.service(name)?;
+    }
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let names: Vec<String> = if args.services.is_empty() {
+        stack.enabled_services().map(|s| s.name.clone()).collect()
+    } else {
+        args.services.clone()
+    };
+    let containers = names
+        .iter()
+        .map(|name| (name.clone(), stack.container_name(&stack.services[name], 1)))
+        .collect();
+    let engine = Engine::connect().await?;
+    let options = LogOptions {
+        follow: args.follow,
+        tail: args.tail,
+        since,
+        color: printer.color() && std::io::stdout().is_terminal(),
+    };
+    logs::stream(&engine, containers, options).await?;
+    Ok(ExitStatus::Success)
+}
+
+/// `10m` (that long ago) or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<SystemTime, UserError> {
+    if let Some(ago) = crate::stack::parse_duration(text) {
+        return Ok(SystemTime::now() - ago);
+    }
+    humantime::parse_rfc3339_weak(text).map_err(|_| {
+        UserError::config(
+            format!("--since: `{text}` is neither a duration nor a time"),
+            "write a duration (10m, 1h) or a time (2024-05-01T12:00:00Z)",
+        )
+    })
+}

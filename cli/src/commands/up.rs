@@ -1,0 +1,142 @@
+//! `finctl up`.
+
+use std::time::Duration;
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+
+use crate::cli::{GlobalArgs, UpArgs};
+use crate::docker::Engine;
+use crate::error::ExitStatus;
+use crate::orchestrate::{self, Action, Outcome, Progress, UpReport, inventory};
+use crate::printer::Printer;
+
+pub async fn up(
+    global: &GlobalArgs,
+    args: UpArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let stack = super::compose::load(global, &args.stack, printer)?;
+    let plan = stack.plan(&args.services)?;
+    let engine = Engine::connect().await?;
+    let progress = Progress::new(printer, &plan.order);
+    let report = orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
+    if printer.json() {
+        printer.data(&serde_json::to_string_pretty(&report)?);
+    } else {
+        printer.data(&table(&report));
+    }
+    if report.interrupted {
+        printer
+            .warn("interrupted: containers were left as they are; run `finctl up` again to finish");
+        return Ok(ExitStatus::Failure);
+    }
+    let mut failed = false;
+    for service in &report.services {
+        if let Outcome::Failed(reason) = &service.outcome {
+            failed = true;
+            printer.status(&format!("\n{}: {reason}", service.service));
+            if let Some(container) = &service.container {
+                let logs = inventory::tail_logs(&engine, &container.id, 30).await;
+                printer.status(&format!("--- last log lines of {} ---", container.name));
+                printer.status(logs.trim_end());
+            }
+            let output = service.health_output.clone().or_else(|| {
+                service
+                    .container
+                    .as_ref()
+                    .and_then(|c| c.last_health_output.clone())
+            });
+            if let Some(output) = output {
+                printer.status("--- last healthcheck output ---");
+                printer.status(output.trim_end());
+            }
+        }
+    }
+    if failed {
+        printer.error(&anyhow::anyhow!(
+            "{} of {} services failed",
+            report
+                .services
+                .iter()
+                .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
+                .count(),
+            report.services.len()
+        ));
+        printer.status("hint: fix the cause above and run `finctl up` again: it repairs only what is not ready");
+        return Ok(ExitStatus::Failure);
+    }
+    if !report.changed() {
+        printer.status(&format!(
+            "Everything was already up to date ({:.2}s).",
+            report.elapsed.as_secs_f64()
+        ));
+    } else {
+        printer.status(&format!("Ready in {:.1}s.", report.elapsed.as_secs_f64()));
+    }
+    Ok(if report.ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+fn seconds(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1}s", d.as_secs_f64()))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn table(report: &UpReport) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_BORDERS_ONLY).set_header([
+        "service",
+        "action",
+        "state",
+        "health",
+        "ports",
+        "ready after",
+    ]);
+    for service in &report.services {
+        let action = match service.action {
+            Action::Unchanged => "unchanged",
+            Action::Created => "created",
+            Action::Recreated => "recreated",
+            Action::Started => "started",
+            Action::Restarted => "restarted",
+            Action::Skipped => "skipped",
+        };
+        let (state, health, ports) = match &service.container {
+            Some(c) => (
+                match (c.state.as_str(), c.exit_code) {
+                    ("exited", Some(code)) => format!("exited ({code})"),
+                    (state, _) => state.to_owned(),
+                },
+                c.health
+                    .clone()
+                    .filter(|_| c.running())
+                    .unwrap_or_else(|| "-".into()),
+                c.ports.join("\n"),
+            ),
+            None => ("missing".into(), "-".into(), String::new()),
+        };
+        // Ready through our own on-demand probe before Docker's next interval noticed.
+        let health = if health == "starting" && service.outcome == Outcome::Ready {
+            "healthy (probe)".to_owned()
+        } else {
+            health
+        };
+        let state = match &service.outcome {
+            Outcome::Ready => state,
+            Outcome::Failed(_) => format!("{state} FAILED"),
+            Outcome::Blocked(why) => format!("not started ({why})"),
+        };
+        table.add_row([
+            service.service.clone(),
+            action.into(),
+            state,
+            health,
+            ports,
+            seconds(service.ready_after),
+        ]);
+    }
+    table.to_string()
+}

@@ -1,0 +1,86 @@
+//! `finctl urls`.
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, UrlsArgs};
+use crate::error::ExitStatus;
+use crate::printer::Printer;
+use crate::stack::Service;
+
+#[derive(Debug, Serialize)]
+struct Endpoint {
+    service: String,
+    url: String,
+    what: String,
+}
+
+pub async fn urls(
+    global: &GlobalArgs,
+    args: UrlsArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let stack = super::compose::load(global, &args.stack, printer)?;
+    let mut endpoints = Vec::new();
+    for service in stack.enabled_services() {
+        for port in &service.ports {
+            let Some(published) = port.published else {
+                continue;
+            };
+            let host = match port.host_ip.as_deref() {
+                None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
+                Some(ip) => ip,
+            };
+            let (url, what) = describe(service, port.target, host, published);
+            endpoints.push(Endpoint {
+                service: service.name.clone(),
+                url,
+                what,
+            });
+        }
+    }
+    if printer.json() {
+        printer.data(&serde_json::to_string_pretty(&endpoints)?);
+        return Ok(ExitStatus::Success);
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_header(["service", "url", "what"]);
+    for e in &endpoints {
+        table.add_row([e.service.clone(), e.url.clone(), e.what.clone()]);
+    }
+    printer.data(&table.to_string());
+    Ok(ExitStatus::Success)
+}
+
+/// A URL a client can use, by what listens on the container port.
+fn describe(service: &Service, target: u16, host: &str, port: u16) -> (String, String) {
+    let env = |key: &str| service.environment.get(key).cloned();
+    match target {
+        26257 | 5432 => (
+            format!("postgresql://root@{host}:{port}/defaultdb"),
+            "SQL (Postgres wire)".into(),
+        ),
+        6379 => (
+            format!("redis://{host}:{port}"),
+            "Redis (password: REDIS_PASSWORD)".into(),
+        ),
+        9092 | 19092 => (format!("{host}:{port}"), "Kafka bootstrap server".into()),
+        8080 if service.name == "keycloak" => {
+            let realm = env("IDP_ISSUER")
+                .and_then(|i| i.split("/realms/").nth(1).map(str::to_owned))
+                .unwrap_or_else(|| "innover".into());
+            (
+                format!("http://{host}:{port}/realms/{realm}"),
+                "identity provider (OIDC)".into(),
+            )
+        }
+        8280 => (format!("http://{host}:{port}"), "API gateway".into()),
+        8000 => (format!("http://{host}:{port}/health"), "service API".into()),
+        _ => (
+            format!("http://{host}:{port}"),
+            format!("container port {target}"),
+        ),
+    }
+}

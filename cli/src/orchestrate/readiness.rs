@@ -1,0 +1,199 @@
+//! When a started container counts as ready, seen within about 100 ms: Docker's state is
+//! polled every 100 ms and, where the service has a healthcheck, the check itself is run on
+//! demand through `exec` instead of waiting for Docker's next interval.
+
+use std::time::{Duration, Instant};
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use futures_util::StreamExt;
+
+use super::inventory::{self, ContainerInfo};
+use crate::docker::Engine;
+use crate::stack::{Condition, RestartPolicy, Service, Stack};
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// What "ready" means for one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Running is enough (no healthcheck).
+    Running,
+    /// Its healthcheck passes.
+    Healthy,
+    /// A one-shot job: it exited 0.
+    Completed,
+}
+
+/// A one-shot job: something waits for it to complete, or it restarts never and has neither
+/// a healthcheck nor published ports (a task, not a server).
+pub fn is_one_shot(stack: &Stack, service: &Service) -> bool {
+    let awaited = stack
+        .services
+        .values()
+        .any(|s| s.depends_on.get(&service.name) == Some(&Condition::CompletedSuccessfully));
+    awaited
+        || (service.restart == RestartPolicy::No
+            && !service.has_healthcheck()
+            && service.ports.is_empty())
+}
+
+pub fn readiness_of(stack: &Stack, service: &Service) -> Readiness {
+    if is_one_shot(stack, service) {
+        Readiness::Completed
+    } else if service.has_healthcheck() {
+        Readiness::Healthy
+    } else {
+        Readiness::Running
+    }
+}
+
+/// How waiting ended.
+#[derive(Debug, Clone)]
+pub enum Wait {
+    Ready,
+    Failed {
+        reason: String,
+        /// The output of the last healthcheck (ours or Docker's).
+        health_output: Option<String>,
+    },
+}
+
+/// The phase the caller shows while waiting.
+pub trait Observer: Sync {
+    fn waiting(&self, what: &str);
+}
+
+/// Waits until the container `id` of `service` is ready, or has failed, or `deadline` passed.
+pub async fn wait_ready(
+    engine: &Engine,
+    id: &str,
+    service: &Service,
+    readiness: Readiness,
+    deadline: Instant,
+    observer: &dyn Observer,
+) -> anyhow::Result<Wait> {
+    let probe = service
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.exec_command().map(|cmd| (cmd, h.timeout_or_default())));
+    let mut last_output: Option<String> = None;
+    let mut said = "";
+    loop {
+        let Some(info) = inventory::inspect(engine, id).await? else {
+            return Ok(Wait::Failed {
+                reason: "its container was removed".into(),
+                health_output: last_output,
+            });
+        };
+        if let Some(done) = judge(&info, readiness, &mut last_output) {
+            return Ok(done);
+        }
+        if readiness == Readiness::Healthy && info.running() {
+            if said != "health" {
+                observer.waiting("waiting for health");
+                said = "health";
+            }
+            if let Some((cmd, timeout)) = &probe {
+                let budget = (*timeout).min(deadline.saturating_duration_since(Instant::now()));
+                if let Ok((code, output)) = run_probe(engine, id, cmd, budget).await {
+                    last_output = Some(output);
+                    if code == Some(0) {
+                        return Ok(Wait::Ready);
+                    }
+                }
+            }
+        } else if readiness == Readiness::Completed && said != "complete" {
+            observer.waiting("running to completion");
+            said = "complete";
+        }
+        if Instant::now() >= deadline {
+            return Ok(Wait::Failed {
+                reason: format!(
+                    "not ready in time (state {}, health {})",
+                    info.state,
+                    info.health.as_deref().unwrap_or("none")
+                ),
+                health_output: last_output.or(info.last_health_output),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The verdict Docker's state already gives, if any.
+fn judge(
+    info: &ContainerInfo,
+    readiness: Readiness,
+    last_output: &mut Option<String>,
+) -> Option<Wait> {
+    let failed = |reason: String, last_output: &mut Option<String>| {
+        Some(Wait::Failed {
+            reason,
+            health_output: last_output
+                .take()
+                .or_else(|| info.last_health_output.clone()),
+        })
+    };
+    match info.state.as_str() {
+        "exited" | "dead" => {
+            if readiness == Readiness::Completed && info.exit_code == Some(0) {
+                Some(Wait::Ready)
+            } else {
+                failed(
+                    format!("exited with code {}", info.exit_code.unwrap_or(-1)),
+                    last_output,
+                )
+            }
+        }
+        "running" => match (readiness, info.health.as_deref()) {
+            (Readiness::Running, _) => Some(Wait::Ready),
+            (Readiness::Healthy, Some("healthy")) => Some(Wait::Ready),
+            (Readiness::Healthy, Some("unhealthy")) => {
+                failed("its healthcheck fails (unhealthy)".into(), last_output)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Runs `cmd` in the container; its exit code and combined output.
+pub async fn run_probe(
+    engine: &Engine,
+    id: &str,
+    cmd: &[String],
+    timeout: Duration,
+) -> anyhow::Result<(Option<i64>, String)> {
+    let exec = engine
+        .api()
+        .create_exec(
+            id,
+            CreateExecOptions {
+                cmd: Some(cmd.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut output = String::new();
+    let run = async {
+        if let StartExecResults::Attached {
+            output: mut out, ..
+        } = engine.api().start_exec(&exec.id, None).await?
+        {
+            while let Some(Ok(chunk)) = out.next().await {
+                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        anyhow::Ok(())
+    };
+    if tokio::time::timeout(timeout.max(Duration::from_millis(200)), run)
+        .await
+        .is_err()
+    {
+        return Ok((None, format!("healthcheck timed out after {timeout:?}")));
+    }
+    let inspect = engine.api().inspect_exec(&exec.id).await?;
+    Ok((inspect.exit_code, output.trim_end().to_owned()))
+}

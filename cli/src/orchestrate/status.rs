@@ -1,0 +1,98 @@
+//! The stack as it is now, one row per service: what `ps` and `health` print.
+
+use serde::Serialize;
+
+use super::inventory::{self, ContainerInfo};
+use super::readiness;
+use crate::docker::Engine;
+use crate::stack::Stack;
+
+/// One service's state. This is the `--json` schema of `ps` and `health` (an array of these).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceStatus {
+    /// The Compose service name.
+    pub service: String,
+    /// The container name, `null` when there is none.
+    pub container: Option<String>,
+    /// `missing` (no container), or Docker's state: created, running, restarting, paused,
+    /// exited, dead.
+    pub state: String,
+    /// healthy, unhealthy, starting, or `none` (no healthcheck).
+    pub health: String,
+    /// The exit code once the container has stopped, else `null`.
+    pub exit_code: Option<i64>,
+    /// Published ports, `127.0.0.1:6379->6379/tcp`.
+    pub ports: Vec<String>,
+    /// A one-shot job (done when it exited 0).
+    pub one_shot: bool,
+    /// Whether the service is as it should be: running and healthy (or without
+    /// healthcheck), or a one-shot that exited 0.
+    pub ok: bool,
+}
+
+/// The status of every enabled service, plus containers of the project whose service is not
+/// enabled (or no longer defined), in service order.
+pub async fn statuses(engine: &Engine, stack: &Stack) -> anyhow::Result<Vec<ServiceStatus>> {
+    let containers = inventory::project_containers(engine, &stack.project_name).await?;
+    Ok(rows(stack, &containers))
+}
+
+pub fn rows(stack: &Stack, containers: &[ContainerInfo]) -> Vec<ServiceStatus> {
+    let mut rows: Vec<ServiceStatus> = stack
+        .enabled_services()
+        .map(|service| {
+            let one_shot = readiness::is_one_shot(stack, service);
+            let wanted = stack.container_name(service, 1);
+            let container = containers
+                .iter()
+                .find(|c| c.name == wanted)
+                .or_else(|| containers.iter().find(|c| c.service == service.name));
+            row(&service.name, container, one_shot)
+        })
+        .collect();
+    for container in containers {
+        if !rows
+            .iter()
+            .any(|r| r.container.as_deref() == Some(&container.name))
+        {
+            rows.push(row(&container.service, Some(container), false));
+        }
+    }
+    rows.sort_by(|a, b| a.service.cmp(&b.service));
+    rows
+}
+
+fn row(service: &str, container: Option<&ContainerInfo>, one_shot: bool) -> ServiceStatus {
+    let Some(c) = container else {
+        return ServiceStatus {
+            service: service.to_owned(),
+            container: None,
+            state: "missing".into(),
+            health: "none".into(),
+            exit_code: None,
+            ports: Vec::new(),
+            one_shot,
+            ok: false,
+        };
+    };
+    // A stopped container's last health verdict is history, not its health.
+    let health = match &c.health {
+        Some(h) if c.running() => h.clone(),
+        _ => "none".into(),
+    };
+    let ok = if one_shot {
+        c.state == "exited" && c.exit_code == Some(0)
+    } else {
+        c.running() && (health == "healthy" || health == "none")
+    };
+    ServiceStatus {
+        service: service.to_owned(),
+        container: Some(c.name.clone()),
+        state: c.state.clone(),
+        health,
+        exit_code: (!c.running()).then_some(c.exit_code).flatten(),
+        ports: c.ports.clone(),
+        one_shot,
+        ok,
+    }
+}
