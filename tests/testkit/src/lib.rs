@@ -5,7 +5,8 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! let pg = finctl_testkit::postgres().await?;
-//! let (client, connection) = tokio_postgres::connect(&pg.config(), tokio_postgres::NoTls).await?;
+//! // e.g. tokio_postgres::connect(&pg.config(), NoTls)
+//! assert!(pg.config().starts_with("host=127.0.0.1"));
 //! # Ok(()) }
 //! ```
 //!
