@@ -1,5 +1,8 @@
 //! The stack as it is now, one row per service: what `ps` and `health` print.
 
+use std::time::Duration;
+
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::inventory::{self, ContainerInfo};
@@ -32,10 +35,36 @@ pub struct ServiceStatus {
 
 /// The status of every enabled service, plus containers of the project whose service is not
 /// enabled (or no longer defined), in service order.
+///
+/// A container Docker still calls `starting` (its healthcheck has not run since the service
+/// became ready, which with a 30 s interval is common right after `up`) has its healthcheck
+/// run now, so the answer is current rather than up to one interval old.
 pub async fn statuses(engine: &Engine, stack: &Stack) -> anyhow::Result<Vec<ServiceStatus>> {
     let containers = inventory::project_containers(engine, &stack.project_name).await?;
-    Ok(rows(stack, &containers))
+    let mut rows = rows(stack, &containers);
+    let probes = rows.iter().enumerate().filter_map(|(index, row)| {
+        let container = row.container.clone()?;
+        let check = stack.services.get(&row.service)?.healthcheck.as_ref()?;
+        let cmd = check.exec_command()?;
+        let timeout = check.timeout_or_default().min(PROBE_TIMEOUT);
+        (row.health == "starting").then_some(async move {
+            let passed = matches!(
+                readiness::run_probe(engine, &container, &cmd, timeout).await,
+                Ok((Some(0), _))
+            );
+            (index, passed)
+        })
+    });
+    for (index, passed) in join_all(probes).await {
+        if passed {
+            rows[index].health = "healthy".into();
+            rows[index].ok = !rows[index].one_shot;
+        }
+    }
+    Ok(rows)
 }
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn rows(stack: &Stack, containers: &[ContainerInfo]) -> Vec<ServiceStatus> {
     let mut rows: Vec<ServiceStatus> = stack

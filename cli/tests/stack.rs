@@ -1,0 +1,515 @@
+//! `finctl up/down/ps/health/logs` against the real Docker engine, with the offline images.
+//!
+//! Each test writes its own small Compose project into a temp dir (PostgreSQL, a one-shot, Redis
+//! from the offline images) with a project name and 127.0.0.1 ports of its own, so it never
+//! touches a developer's running stack, and removes everything it created when it ends.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+const STACK: &str = r#"
+services:
+  db:
+    image: finctl/postgres:offline
+    entrypoint: ["/usr/local/bin/postgres-entrypoint"]
+    ports:
+      - "127.0.0.1:${DB_PORT}:26257"
+    volumes:
+      - db-data:/var/lib/postgresql/data
+    deploy:
+      resources:
+        limits:
+          cpus: "1.0"
+          memory: 512M
+    healthcheck:
+      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "26257", "-U", "root", "-d", "defaultdb"]
+      interval: 30s
+      timeout: 3s
+      retries: 15
+      start_period: 30s
+
+  bootstrap:
+    image: finctl/postgres:offline
+    entrypoint: ["/bin/sh", "-c"]
+    command: ["psql -v ON_ERROR_STOP=1 -h db -p 26257 -U root -d defaultdb -tAc 'SELECT 1'"]
+    restart: "no"
+    depends_on:
+      db:
+        condition: service_healthy
+
+  cache:
+    image: finctl/redis:offline
+    command: ["redis-server", "--port", "6379"]
+    ports:
+      - "127.0.0.1:${CACHE_PORT}:6379"
+    restart: unless-stopped
+    environment:
+      GREETING: ${GREETING:-hello}
+    healthcheck:
+      test: ["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]
+      interval: 30s
+      timeout: 3s
+      retries: 5
+    depends_on:
+      bootstrap:
+        condition: service_completed_successfully
+
+  broken:
+    image: finctl/redis:offline
+    profiles: ["broken"]
+    command: ["sh", "-c", "echo broken service starting; echo it will never be healthy; exec redis-server --port 6380"]
+    healthcheck:
+      test: ["CMD-SHELL", "echo probe says no; exit 1"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+
+volumes:
+  db-data:
+"#;
+
+/// A Compose project in a temp dir, with its own name and ports; `down --volumes` on drop.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+    env: Vec<(String, String)>,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("compose")).unwrap();
+        std::fs::write(dir.path().join("compose/docker-compose.yml"), STACK).unwrap();
+        let name = format!(
+            "finctl-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let env = vec![
+            ("COMPOSE_PROJECT_NAME".to_owned(), name.clone()),
+            ("DB_PORT".to_owned(), free_port().to_string()),
+            ("CACHE_PORT".to_owned(), free_port().to_string()),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
+        Self { dir, name, env }
+    }
+
+    fn compose_file(&self) -> PathBuf {
+        self.dir.path().join("compose/docker-compose.yml")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_finctl"));
+        command
+            .arg("--project-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("FINCTL_PROJECT_DIR");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().unwrap();
+        eprintln!(
+            "$ finctl {}\n-> {:?}\n{}{}",
+            args.join(" "),
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs and parses stdout as JSON.
+    fn json(&self, args: &[&str]) -> (Option<i32>, Value) {
+        let output = self.run(args);
+        let value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|err| panic!("stdout of {args:?} is not JSON: {err}"));
+        (output.status.code(), value)
+    }
+
+    fn container(&self, service: &str) -> String {
+        format!("{}_{service}_1", self.name)
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.command(&["down", "--volumes"]).output();
+        // Whatever `down` missed (a crash mid-test): remove by label.
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        for kind in [
+            &["ps", "-aq"][..],
+            &["network", "ls", "-q"],
+            &["volume", "ls", "-q"],
+        ] {
+            let Ok(out) = Command::new("docker")
+                .args(kind)
+                .args(["--filter", &filter])
+                .output()
+            else {
+                continue;
+            };
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let remove: &[&str] = match kind[0] {
+                "ps" => &["rm", "-fv"],
+                "network" => &["network", "rm"],
+                _ => &["volume", "rm", "-f"],
+            };
+            let _ = Command::new("docker").args(remove).args(&ids).output();
+        }
+    }
+}
+
+/// The `action` `up --json` reports for each service.
+fn actions(report: &Value) -> Vec<(String, String)> {
+    let mut actions: Vec<(String, String)> = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_owned(),
+                s["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    actions.sort();
+    actions
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+fn docker_ids(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn check_status_schema(rows: &Value) {
+    let rows = rows.as_array().expect("an array");
+    assert!(!rows.is_empty());
+    for row in rows {
+        let object = row.as_object().expect("objects");
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "container",
+                "exit_code",
+                "health",
+                "ok",
+                "one_shot",
+                "ports",
+                "service",
+                "state"
+            ]
+        );
+        assert!(row["service"].is_string());
+        assert!(row["container"].is_string() || row["container"].is_null());
+        assert!(
+            [
+                "missing",
+                "created",
+                "running",
+                "restarting",
+                "paused",
+                "exited",
+                "dead"
+            ]
+            .contains(&row["state"].as_str().unwrap()),
+            "state {}",
+            row["state"]
+        );
+        assert!(
+            ["healthy", "unhealthy", "starting", "none"].contains(&row["health"].as_str().unwrap())
+        );
+        assert!(row["exit_code"].is_i64() || row["exit_code"].is_null());
+        assert!(
+            row["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(Value::is_string)
+        );
+        assert!(row["one_shot"].is_boolean());
+        assert!(row["ok"].is_boolean());
+    }
+}
+
+#[test]
+fn up_down_round_trip_seen_by_docker_compose() {
+    let project = Project::new();
+    // Before up: every service missing, health fails.
+    let (code, rows) = project.json(&["--json", "health"]);
+    assert_eq!(code, Some(1));
+    check_status_schema(&rows);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "missing")
+    );
+
+    let started = Instant::now();
+    let (code, report) = project.json(&["--json", "up", "--timeout", "2m"]);
+    assert_eq!(code, Some(0), "up failed: {report}");
+    assert_eq!(
+        actions(&report),
+        pairs(&[
+            ("bootstrap", "created"),
+            ("cache", "created"),
+            ("db", "created")
+        ])
+    );
+    // The db healthcheck's interval is 30s: being ready well before it proves the
+    // on-demand probe, not Docker's schedule, saw the readiness.
+    assert!(
+        started.elapsed() < Duration::from_secs(28),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (code, rows) = project.json(&["--json", "health"]);
+    assert_eq!(code, Some(0), "{rows}");
+    check_status_schema(&rows);
+    let row = |service: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == service)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("bootstrap")["state"], "exited");
+    assert_eq!(row("bootstrap")["exit_code"], 0);
+    assert_eq!(row("bootstrap")["one_shot"], true);
+    assert_eq!(row("cache")["state"], "running");
+    let cache_port = &project.env[2].1;
+    assert_eq!(
+        row("cache")["ports"],
+        serde_json::json!([format!("127.0.0.1:{cache_port}->6379/tcp")])
+    );
+    // Limits from deploy.resources reached Docker.
+    let inspect = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+        ])
+        .arg(project.container("db"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "536870912 1000000000"
+    );
+
+    // docker-compose 1.29 sees finctl's containers as its own.
+    let compose = Command::new("docker-compose")
+        .arg("-f")
+        .arg(project.compose_file())
+        .arg("ps")
+        .envs(project.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&compose.stdout);
+    assert!(
+        compose.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compose.stderr)
+    );
+    for service in ["db", "bootstrap", "cache"] {
+        assert!(
+            listing.contains(&project.container(service)),
+            "docker-compose ps misses {service}:\n{listing}"
+        );
+    }
+
+    let output = project.run(&["down", "--volumes"]);
+    assert_eq!(output.status.code(), Some(0));
+    let filter = format!("label=com.docker.compose.project={}", project.name);
+    assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
+    assert!(docker_ids(&["network", "ls", "-q", "--filter", &filter]).is_empty());
+    assert!(docker_ids(&["volume", "ls", "-q", "--filter", &filter]).is_empty());
+}
+
+#[test]
+fn up_is_idempotent_recreates_changed_and_repairs_killed() {
+    let project = Project::new();
+    let (code, report) = project.json(&["--json", "up", "--timeout", "2m"]);
+    assert_eq!(code, Some(0), "{report}");
+    let db_id = docker_ids(&["inspect", "-f", "{{.Id}}", &project.container("db")]);
+
+    // Running stack: nothing changes, quickly.
+    let started = Instant::now();
+    let (code, report) = project.json(&["--json", "up"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        actions(&report),
+        pairs(&[
+            ("bootstrap", "unchanged"),
+            ("cache", "unchanged"),
+            ("db", "unchanged")
+        ])
+    );
+
+    // A changed service is recreated, and only it.
+    let override_file = project.dir.path().join("greeting.yml");
+    std::fs::write(
+        &override_file,
+        "services:\n  cache:\n    environment:\n      GREETING: changed\n",
+    )
+    .unwrap();
+    let file = override_file.to_str().unwrap();
+    let (code, report) = project.json(&["--json", "up", "-f", file]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        actions(&report),
+        pairs(&[
+            ("bootstrap", "unchanged"),
+            ("cache", "recreated"),
+            ("db", "unchanged")
+        ])
+    );
+    assert_eq!(
+        docker_ids(&["inspect", "-f", "{{.Id}}", &project.container("db")]),
+        db_id
+    );
+
+    // `logs -f` follows the cache across a restart.
+    let mut follower = project
+        .command(&["logs", "-f", "--file", file, "cache"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready_lines = |rx: &std::sync::mpsc::Receiver<String>, want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = 0;
+        while seen < want && Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                assert!(line.starts_with("cache |"), "prefix missing: {line}");
+                if line.contains("Ready to accept connections") {
+                    seen += 1;
+                }
+            }
+        }
+        seen
+    };
+    assert_eq!(ready_lines(&rx, 1), 1);
+
+    // A killed container is repaired by the next `up` (the follower sees it start again).
+    let kill = Command::new("docker")
+        .args(["kill", &project.container("cache")])
+        .output()
+        .unwrap();
+    assert!(kill.status.success());
+    let (code, report) = project.json(&["--json", "up", "-f", file]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        actions(&report),
+        pairs(&[
+            ("bootstrap", "unchanged"),
+            ("cache", "started"),
+            ("db", "unchanged")
+        ])
+    );
+    assert_eq!(ready_lines(&rx, 1), 1, "logs -f did not follow the restart");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
+
+#[test]
+fn failing_healthcheck_fails_up_and_leaves_the_rest_running() {
+    let project = Project::new();
+    let output = project.run(&["up", "--profile", "broken", "--timeout", "2m"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken: its healthcheck fails"), "{stderr}");
+    assert!(
+        stderr.contains("it will never be healthy"),
+        "logs not shown: {stderr}"
+    );
+    assert!(
+        stderr.contains("probe says no"),
+        "healthcheck output not shown: {stderr}"
+    );
+
+    let (code, rows) = project.json(&["--json", "health", "--profile", "broken"]);
+    assert_eq!(code, Some(1));
+    for row in rows.as_array().unwrap() {
+        let ok = row["service"] != "broken";
+        assert_eq!(row["ok"], ok, "{row}");
+    }
+    assert_eq!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == "broken")
+            .unwrap()["health"],
+        "unhealthy"
+    );
+}
+
+#[test]
+fn bad_input_fails_before_touching_docker() {
+    let project = Project::new();
+    let output = project.run(&["up", "cahce"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no service `cahce`"), "{stderr}");
+    assert!(stderr.contains("did you mean `cache`?"), "{stderr}");
+
+    let output = project.run(&["up", "--timeout", "soon"]);
+    assert_eq!(output.status.code(), Some(2));
+
+    let broken = project.dir.path().join("cycle.yml");
+    std::fs::write(&broken, "services:\n  db:\n    depends_on: [cache]\n").unwrap();
+    let output = project.run(&["up", "-f", broken.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let filter = format!("label=com.docker.compose.project={}", project.name);
+    assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
+}
