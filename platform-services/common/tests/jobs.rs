@@ -13,8 +13,6 @@ use redis::AsyncCommands;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-const NEEDS: &str = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)";
-
 fn fast() -> WorkerOptions {
     WorkerOptions {
         concurrency: 2,
@@ -60,9 +58,7 @@ async fn setup() -> (String, RedisHandle, JobClient, infra::Guard) {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)"]
 async fn sample_tasks_round_trip() {
-    let _ = NEEDS;
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
     sample::register(&mut tasks, &svc);
@@ -102,7 +98,6 @@ async fn sample_tasks_round_trip() {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)"]
 async fn failing_job_is_retried_with_backoff_then_succeeds() {
     let (svc, redis, client, _g) = setup().await;
     let calls = Arc::new(AtomicU32::new(0));
@@ -134,7 +129,6 @@ async fn failing_job_is_retried_with_backoff_then_succeeds() {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)"]
 async fn job_is_dead_lettered_after_max_attempts() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
@@ -165,7 +159,6 @@ async fn job_is_dead_lettered_after_max_attempts() {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)"]
 async fn fatal_errors_and_unknown_tasks_are_not_retried() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
@@ -193,7 +186,6 @@ async fn fatal_errors_and_unknown_tasks_are_not_retried() {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)"]
 async fn jobs_of_a_worker_that_vanished_are_delivered_again() {
     let (svc, redis, client, _g) = setup().await;
     let started = Arc::new(tokio::sync::Notify::new());
@@ -229,7 +221,6 @@ async fn jobs_of_a_worker_that_vanished_are_delivered_again() {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit, see testing::infra)"]
 async fn stopping_hands_unfinished_jobs_back() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();

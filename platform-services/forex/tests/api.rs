@@ -7,7 +7,6 @@ use platform_common::testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn quotes_spread_expiry_and_conversion() {
     let idp = TestIdp::start().await;
     let (app, ctx, _g) = service_app(

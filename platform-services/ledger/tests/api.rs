@@ -27,7 +27,6 @@ fn transfer(debit: &str, credit: &str, amount: i64) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn roles_idempotency_and_limits() {
     let idp = TestIdp::start().await;
     let (app, ctx, _g) = service_app(&ledger::spec(), &idp, &[]).await;
@@ -238,7 +237,6 @@ async fn roles_idempotency_and_limits() {
 }
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn concurrent_transfers_keep_invariants() {
     let idp = TestIdp::start().await;
     let (app, ctx, _g) = service_app(&ledger::spec(), &idp, &[]).await;

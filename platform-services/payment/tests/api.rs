@@ -14,7 +14,6 @@ async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_common::testing::in
 }
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn idempotent_payments_checked_by_rule_engine() {
     let idp = TestIdp::start().await;
     let (rules_url, _g1) = rule_engine(&idp).await;
@@ -198,7 +197,6 @@ async fn idempotent_payments_checked_by_rule_engine() {
 }
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let idp = TestIdp::start().await;
     // Reserve a port with nothing listening.

@@ -46,7 +46,6 @@ fn healthcheck(port: u16) -> bool {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn killed_worker_process_job_is_delivered_again() {
     let (cfg, _g) = infra::redis().await;
     let url = cfg.url.expose().clone();

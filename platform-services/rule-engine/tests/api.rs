@@ -5,7 +5,6 @@ use platform_common::testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn limits_velocity_and_rule_management() {
     let idp = TestIdp::start().await;
     let (app, _ctx, _g) = service_app(&rule_engine::spec(), &idp, &[]).await;

@@ -5,7 +5,6 @@ use platform_common::testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 #[tokio::test]
-#[ignore = "needs Postgres and Redis: FINCTL_TEST_DB_PORT, FINCTL_TEST_REDIS_URL (or finctl-testkit)"]
 async fn wallets_balances_and_freeze() {
     let idp = TestIdp::start().await;
     let (app, _ctx, _g) = service_app(&wallet::spec(), &idp, &[]).await;

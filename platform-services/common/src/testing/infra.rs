@@ -1,32 +1,37 @@
-//! Where integration tests get real Postgres, Redis and Kafka.
+//! Where integration tests get real Postgres, Redis and Kafka: throwaway containers of the
+//! platform's offline images from `finctl-testkit`, removed when the returned [`Guard`]
+//! drops.
 //!
-//! Today each comes from an environment variable naming a server the test run provides
-//! (`FINCTL_TEST_DB_PORT`, `FINCTL_TEST_REDIS_URL`, `FINCTL_TEST_KAFKA_BROKERS`, all on
-//! 127.0.0.1). When the workspace's `finctl-testkit` lands, each function body becomes one
-//! call to it (`finctl_testkit::postgres()`, `::redis(..)`, `::kafka()`), holding the
-//! container in the returned guard. Tests that use these are `#[ignore]`d until then.
+//! For a quick loop on a developer machine, servers already running on 127.0.0.1 can be
+//! named instead: `FINCTL_TEST_DB_PORT` (PostgreSQL, user root, trust auth),
+//! `FINCTL_TEST_REDIS_URL`, `FINCTL_TEST_KAFKA_BROKERS`.
 
 use std::any::Any;
 
 use crate::config::{DbConfig, RedisConfig};
 use crate::secret::Secret;
 
-/// Keeps whatever provides the server alive (a container, later) for the test's duration.
+/// Keeps the container alive for the test's duration.
 pub struct Guard(#[allow(dead_code)] Option<Box<dyn Any + Send + Sync>>);
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs a real server (see platform_common::testing::infra)"
-        )
-    })
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A fresh, empty database on the test server.
+/// A fresh, empty database on a real PostgreSQL server.
 pub async fn postgres() -> (DbConfig, Guard) {
-    let port: u16 = var("FINCTL_TEST_DB_PORT")
-        .parse()
-        .expect("FINCTL_TEST_DB_PORT is a port");
+    let (port, guard) = match var("FINCTL_TEST_DB_PORT") {
+        Some(p) => (
+            p.parse().expect("FINCTL_TEST_DB_PORT is a port"),
+            Guard(None),
+        ),
+        None => {
+            let pg = finctl_testkit::postgres()
+                .await
+                .expect("start a PostgreSQL container (finctl-testkit)");
+            (pg.port(), Guard(Some(Box::new(pg))))
+        }
+    };
     let base = DbConfig {
         host: "127.0.0.1".into(),
         port,
@@ -44,23 +49,39 @@ pub async fn postgres() -> (DbConfig, Guard) {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
-    (DbConfig { name, ..base }, Guard(None))
+    (DbConfig { name, ..base }, guard)
 }
 
 pub async fn redis() -> (RedisConfig, Guard) {
-    let url = var("FINCTL_TEST_REDIS_URL");
+    let (url, guard) = match var("FINCTL_TEST_REDIS_URL") {
+        Some(u) => (u, Guard(None)),
+        None => {
+            let r = finctl_testkit::redis("test-secret")
+                .await
+                .expect("start a Redis container (finctl-testkit)");
+            (r.url(), Guard(Some(Box::new(r))))
+        }
+    };
     (
         RedisConfig {
-            address: url.clone(),
+            address: "127.0.0.1".into(),
             url: Secret::new(url),
         },
-        Guard(None),
+        guard,
     )
 }
 
 /// `host:port` of a Kafka-compatible broker.
 pub async fn kafka() -> (String, Guard) {
-    (var("FINCTL_TEST_KAFKA_BROKERS"), Guard(None))
+    match var("FINCTL_TEST_KAFKA_BROKERS") {
+        Some(b) => (b, Guard(None)),
+        None => {
+            let k = finctl_testkit::kafka()
+                .await
+                .expect("start a Kafka container (finctl-testkit)");
+            (k.bootstrap(), Guard(Some(Box::new(k))))
+        }
+    }
 }
 
 /// A name no other test uses, for queues and topics.
