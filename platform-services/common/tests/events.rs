@@ -1,4 +1,4 @@
-//! Outbox, relay and idempotent consumer against real Postgres (and Kafka for the relay).
+//! Outbox, relay and idempotent consumer against real Postgres and Kafka (tansu).
 
 use std::time::{Duration, Instant};
 
@@ -91,7 +91,6 @@ async fn record(pool: &db::Pool, topic: &str, commit: bool) -> EventEnvelope {
 }
 
 #[tokio::test]
-#[ignore = "needs the offline Kafka image (finctl/kafka:offline); run with --ignored once it is built"]
 async fn outbox_publishes_exactly_the_committed_events_across_a_relay_restart() {
     let (cfg, _g1) = infra::postgres().await;
     let (brokers, _g2) = infra::kafka().await;
