@@ -72,6 +72,7 @@ Examples:
   finctl up --offline                    the infrastructure, from locally built images
   finctl up --offline --profile services the infrastructure and the six services
   finctl up redis                        redis (and what it depends on)
+  finctl up --offline --build            build missing images first
   finctl up --offline --timeout 2m")]
     Up(UpArgs),
 
@@ -172,6 +173,10 @@ pub struct StackArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub stack: StackArgs,
+
+    /// Build missing images first with finctl's image builder (nothing is ever pulled).
+    #[arg(long)]
+    pub build: bool,
 
     /// How long to wait for everything to be ready (e.g. 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]

@@ -6,9 +6,12 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::docker::Engine;
-use crate::error::ExitStatus;
+use crate::error::{ExitStatus, UserError};
+use crate::images::{BuildOptions, Builder, Catalog, Selection};
 use crate::orchestrate::{self, Action, Outcome, Progress, UpReport, inventory};
 use crate::printer::Printer;
+use crate::project::{self, Project};
+use crate::stack::Stack;
 
 pub async fn up(
     global: &GlobalArgs,
@@ -18,6 +21,9 @@ pub async fn up(
     let stack = super::compose::load(global, &args.stack, printer)?;
     let plan = stack.plan(&args.services)?;
     let engine = Engine::connect().await?;
+    if args.build {
+        build_missing(global, &engine, &stack, &plan.order, printer).await?;
+    }
     let progress = Progress::new(printer, &plan.order);
     let report = orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
     if printer.json() {
@@ -67,7 +73,7 @@ pub async fn up(
     }
     if !report.changed() {
         printer.status(&format!(
-            "Everything was already up to date ({:.2}s).",
+            "Nothing to change; all ready ({:.2}s).",
             report.elapsed.as_secs_f64()
         ));
     } else {
@@ -78,6 +84,55 @@ pub async fn up(
     } else {
         ExitStatus::Failure
     })
+}
+
+/// `--build`: builds the missing images with finctl's image builder (never pulls).
+async fn build_missing(
+    global: &GlobalArgs,
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let missing = orchestrate::up::missing_images(engine, stack, services).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let project = Project::locate(global.project_dir.as_deref())?;
+    let catalog = Catalog::load(&project)?;
+    let mut names = Vec::new();
+    for image in &missing {
+        match catalog.recipes().find(|r| &r.tag == image) {
+            Some(recipe) => names.push(recipe.name.clone()),
+            None => {
+                return Err(UserError::failure(
+                    format!("no recipe builds {image}"),
+                    "add a recipe under compose/images/, or build the image yourself",
+                )
+                .into());
+            }
+        }
+    }
+    let offline = names
+        .iter()
+        .any(|n| catalog.get(n).is_some_and(|r| r.offline_only));
+    printer.status(&format!("Building missing images: {}", missing.join(", ")));
+    let builder = Builder::new(engine.clone(), project, catalog, project::cache_dir());
+    let report = builder
+        .build(
+            &Selection { offline, names },
+            BuildOptions::default(),
+            printer,
+        )
+        .await?;
+    if report.failed() {
+        return Err(UserError::failure(
+            "building the missing images failed",
+            "see the build errors above; `finctl images build --offline -v` shows every step",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn seconds(d: Option<Duration>) -> String {

@@ -88,7 +88,7 @@ pub async fn wait_ready(
         if let Some(done) = judge(&info, readiness, &mut last_output) {
             return Ok(done);
         }
-        if readiness == Readiness::Healthy && info.running() {
+        if readiness != Readiness::Completed && info.running() {
             if said != "health" {
                 observer.waiting("waiting for health");
                 said = "health";
@@ -145,13 +145,16 @@ fn judge(
                 )
             }
         }
+        // A service without a healthcheck of its own may inherit the image's: Docker's
+        // verdict on it counts too.
         "running" => match (readiness, info.health.as_deref()) {
-            (Readiness::Running, _) => Some(Wait::Ready),
-            (Readiness::Healthy, Some("healthy")) => Some(Wait::Ready),
-            (Readiness::Healthy, Some("unhealthy")) => {
+            (Readiness::Running | Readiness::Healthy, Some("healthy")) => Some(Wait::Ready),
+            (Readiness::Running | Readiness::Healthy, Some("unhealthy")) => {
                 failed("its healthcheck fails (unhealthy)".into(), last_output)
             }
-            _ => None,
+            (Readiness::Running, Some("starting")) | (Readiness::Healthy, _) => None,
+            (Readiness::Running, _) => Some(Wait::Ready),
+            (Readiness::Completed, _) => None,
         },
         _ => None,
     }

@@ -98,6 +98,31 @@ struct Run {
     deadline: Instant,
 }
 
+/// The images of `services` that are not present locally.
+pub async fn missing_images(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut images: Vec<String> = services
+        .iter()
+        .filter_map(|name| stack.services[name].image.clone())
+        .collect();
+    images.sort();
+    images.dedup();
+    let mut missing = Vec::new();
+    for image in images {
+        match engine.api().inspect_image(&image).await {
+            Ok(_) => {}
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => missing.push(image),
+            Err(err) => return Err(err).with_context(|| format!("inspecting image {image}")),
+        }
+    }
+    Ok(missing)
+}
+
 /// Checks that every image is present; their ids (for the config hash) by image name.
 pub async fn image_ids(
     engine: &Engine,
@@ -427,13 +452,15 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
                 Readiness::Completed => "completed",
                 Readiness::Running => "running",
             };
-            let text = if action == Action::Unchanged {
-                format!("{word} (unchanged)")
-            } else {
+            // Unchanged and ready at first look: no time to report.
+            let waited = action != Action::Unchanged || after > Duration::from_millis(250);
+            let text = if waited {
                 format!("{word} after {:.1}s", after.as_secs_f64())
+            } else {
+                format!("{word} (unchanged)")
             };
             context.progress.done(name, &text);
-            let after = (action != Action::Unchanged).then_some(after);
+            let after = waited.then_some(after);
             report(action, Outcome::Ready, after, None)
         }
         Ok(Wait::Failed {
