@@ -198,8 +198,10 @@ impl Builder {
                     .build_one(
                         recipe,
                         parent_hash,
-                        forced(&recipe.name),
-                        options.no_cache,
+                        BuildOptions {
+                            force: forced(&recipe.name),
+                            no_cache: options.no_cache,
+                        },
                         &binaries,
                         &mut rootfs,
                         &bar,
@@ -309,8 +311,7 @@ impl Builder {
         &self,
         recipe: &Recipe,
         parent_hash: Option<&str>,
-        force: bool,
-        no_cache: bool,
+        options: BuildOptions,
         binaries: &HashMap<String, PathBuf>,
         rootfs: &mut Option<Rootfs>,
         bar: &ImageProgress,
@@ -337,7 +338,7 @@ impl Builder {
         let up_to_date = existing
             .as_ref()
             .is_some_and(|(_, labels, _)| labels.get(LABEL_INPUT_HASH) == Some(&hash));
-        if up_to_date && !force {
+        if up_to_date && !options.force {
             return Ok((BuildOutcome::UpToDate, hash));
         }
 
@@ -429,7 +430,7 @@ impl Builder {
             context.finish()?,
             labels,
             build_args,
-            no_cache,
+            options.no_cache,
             bar,
         )
         .await?;
