@@ -71,6 +71,12 @@ services:
       timeout: 2s
       retries: 2
 
+  crashing:
+    image: finctl/redis:offline
+    profiles: ["crash"]
+    command: ["sh", "-c", "echo cannot start; exit 3"]
+    restart: unless-stopped
+
 volumes:
   db-data:
 "#;
@@ -333,6 +339,18 @@ fn up_down_round_trip_seen_by_docker_compose() {
         "536870912 1000000000"
     );
 
+    // Dependency order: bootstrap ran after db was up, cache started after bootstrap finished.
+    let time = |container: &str, field: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", &format!("{{{{.State.{field}}}}}")])
+            .arg(project.container(container))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(time("bootstrap", "StartedAt") > time("db", "StartedAt"));
+    assert!(time("cache", "StartedAt") > time("bootstrap", "FinishedAt"));
+
     // docker-compose 1.29 sees finctl's containers as its own.
     let compose = Command::new("docker-compose")
         .arg("-f")
@@ -458,6 +476,29 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
         ])
     );
     assert_eq!(ready_lines(&rx, 1), 1, "logs -f did not follow the restart");
+
+    // `restart` waits for readiness; the follower keeps following.
+    let output = project.run(&["restart", "-f", file, "cache"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        ready_lines(&rx, 1),
+        1,
+        "logs -f did not follow `finctl restart`"
+    );
+
+    // `exec` passes the command's exit code and output through.
+    let output = project.run(&[
+        "exec",
+        "-f",
+        file,
+        "cache",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; exit 7",
+    ]);
+    assert_eq!(output.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "changed");
     let _ = follower.kill();
     let _ = follower.wait();
 }
@@ -492,6 +533,22 @@ fn failing_healthcheck_fails_up_and_leaves_the_rest_running() {
             .unwrap()["health"],
         "unhealthy"
     );
+}
+
+#[test]
+fn crash_looping_service_fails_fast() {
+    let project = Project::new();
+    let started = Instant::now();
+    let output = project.run(&["up", "--timeout", "2m", "crashing"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("exit code 3"), "{stderr}");
+    assert!(stderr.contains("cannot start"), "logs not shown: {stderr}");
 }
 
 #[test]

@@ -107,6 +107,7 @@ async fn restart_one(
         service,
         readiness::readiness_of(stack, service),
         deadline,
+        readiness::SETTLE,
         &observer,
     )
     .await?;

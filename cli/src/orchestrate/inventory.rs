@@ -20,6 +20,8 @@ pub struct ContainerInfo {
     /// healthy, unhealthy, starting; `None` without a healthcheck.
     pub health: Option<String>,
     pub exit_code: Option<i64>,
+    /// How often Docker's restart policy restarted it.
+    pub restart_count: i64,
     pub config_hash: Option<String>,
     /// Published ports, `127.0.0.1:6379->6379/tcp`.
     pub ports: Vec<String>,
@@ -71,6 +73,7 @@ impl ContainerInfo {
                 .map(|s| s.to_string())
                 .filter(|s| !s.is_empty() && s != "none"),
             exit_code: state.exit_code,
+            restart_count: inspect.restart_count.unwrap_or(0),
             config_hash: labels.get(labels::CONFIG_HASH).cloned(),
             ports,
             last_health_output: health

@@ -13,6 +13,10 @@ use crate::stack::{Condition, RestartPolicy, Service, Stack};
 
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long a just-started service without a healthcheck must stay up to count as started
+/// successfully (so a process that dies at once fails `up` instead of passing it).
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// What "ready" means for one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {
@@ -70,6 +74,7 @@ pub async fn wait_ready(
     service: &Service,
     readiness: Readiness,
     deadline: Instant,
+    settle: Duration,
     observer: &dyn Observer,
 ) -> anyhow::Result<Wait> {
     let probe = service
@@ -78,6 +83,8 @@ pub async fn wait_ready(
         .and_then(|h| h.exec_command().map(|cmd| (cmd, h.timeout_or_default())));
     let mut last_output: Option<String> = None;
     let mut said = "";
+    let mut restarts_before: Option<i64> = None;
+    let mut running_since: Option<Instant> = None;
     loop {
         let Some(info) = inventory::inspect(engine, id).await? else {
             return Ok(Wait::Failed {
@@ -85,10 +92,33 @@ pub async fn wait_ready(
                 health_output: last_output,
             });
         };
-        if let Some(done) = judge(&info, readiness, &mut last_output) {
-            return Ok(done);
+        let restarts = *restarts_before.get_or_insert(info.restart_count);
+        if info.restart_count > restarts {
+            return Ok(Wait::Failed {
+                reason: format!(
+                    "it crashed (exit code {}) and Docker keeps restarting it",
+                    info.exit_code.unwrap_or(-1)
+                ),
+                health_output: last_output,
+            });
         }
-        if readiness != Readiness::Completed && info.running() {
+        let settling = readiness == Readiness::Running && info.health.is_none();
+        match judge(&info, readiness, &mut last_output) {
+            Some(Wait::Ready) if settling && !settle.is_zero() => {
+                if running_since.get_or_insert_with(Instant::now).elapsed() >= settle {
+                    return Ok(Wait::Ready);
+                }
+                if said != "settle" {
+                    observer.waiting("started; checking that it stays up");
+                    said = "settle";
+                }
+            }
+            Some(done) => return Ok(done),
+            None => {}
+        }
+        if settling {
+            // Handled above.
+        } else if readiness != Readiness::Completed && info.running() {
             if said != "health" {
                 observer.waiting("waiting for health");
                 said = "health";
@@ -145,6 +175,15 @@ fn judge(
                 )
             }
         }
+        // Docker's restart policy is bringing it back after a crash: report the crash now
+        // rather than wait out the timeout while it loops.
+        "restarting" => failed(
+            format!(
+                "it crashed (exit code {}) and Docker keeps restarting it",
+                info.exit_code.unwrap_or(-1)
+            ),
+            last_output,
+        ),
         // A service without a healthcheck of its own may inherit the image's: Docker's
         // verdict on it counts too.
         "running" => match (readiness, info.health.as_deref()) {

@@ -440,6 +440,11 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
         service,
         readiness,
         context.deadline,
+        if action == Action::Unchanged {
+            Duration::ZERO
+        } else {
+            readiness::SETTLE
+        },
         &observer,
     )
     .await;
