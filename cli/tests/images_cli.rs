@@ -239,27 +239,22 @@ fn a_failed_build_never_replaces_the_image_under_the_tag() {
     let good = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo one > /version\n";
     let project = project_on_real_base(&[("keep", &toml, good)]);
     let dockerfile = project.path().join("compose/images/keep/Dockerfile");
-    finctl()
-        .args([
+    let build_keep = || {
+        let mut cmd = finctl();
+        cmd.args([
             "--project-dir",
             arg(project.path()),
             "images",
             "build",
             "keep",
-        ])
-        .assert()
-        .success();
+        ]);
+        cmd
+    };
+    build_keep().assert().success();
     let before = image_id(&tag).expect("first build tags the image");
 
     // A second build with unchanged inputs says so and rebuilds nothing.
-    finctl()
-        .args([
-            "--project-dir",
-            arg(project.path()),
-            "images",
-            "build",
-            "keep",
-        ])
+    build_keep()
         .assert()
         .success()
         .stderr(predicate::str::contains(
@@ -271,14 +266,7 @@ fn a_failed_build_never_replaces_the_image_under_the_tag() {
         format!("{good}RUN echo two > /version && exit 3\n"),
     )
     .unwrap();
-    finctl()
-        .args([
-            "--project-dir",
-            arg(project.path()),
-            "images",
-            "build",
-            "keep",
-        ])
+    build_keep()
         .assert()
         .code(1)
         .stderr(predicate::str::contains(format!(
@@ -295,16 +283,7 @@ fn a_failed_build_never_replaces_the_image_under_the_tag() {
 
     // A fixed recipe builds again, and the replaced image does not linger untagged.
     std::fs::write(&dockerfile, format!("{good}RUN echo two > /version\n")).unwrap();
-    finctl()
-        .args([
-            "--project-dir",
-            arg(project.path()),
-            "images",
-            "build",
-            "keep",
-        ])
-        .assert()
-        .success();
+    build_keep().assert().success();
     let after = image_id(&tag).expect("rebuilt");
     assert_ne!(after, before);
     assert_eq!(image_id(&before), None, "the previous image was removed");
