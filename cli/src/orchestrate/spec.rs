@@ -168,3 +168,116 @@ pub fn container_spec(stack: &Stack, service: &Service, config_hash: &str) -> Co
         extra_networks: endpoints,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::stack::{LoadOptions, load};
+
+    fn stack(text: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("docker-compose.yml");
+        std::fs::write(&file, text).unwrap();
+        load(&LoadOptions {
+            files: vec![file],
+            profiles: Vec::new(),
+            project_name: Some("demo".into()),
+            environment: BTreeMap::new(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_service_becomes_the_engine_api_body() {
+        let stack = stack(
+            r#"
+services:
+  db:
+    image: finctl/postgres:offline
+    entrypoint: ["/bin/sh", "-c"]
+    command: ["exec postgres"]
+    user: "999"
+    environment:
+      A: "1"
+    ports:
+      - "127.0.0.1:15432:5432"
+      - "8080"
+    volumes:
+      - data:/var/lib/data
+      - /tmp:/host:ro
+    restart: on-failure:3
+    deploy:
+      resources:
+        limits:
+          cpus: "1.5"
+          memory: 512M
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 2s
+      retries: 4
+    networks:
+      default:
+        aliases: [database]
+volumes:
+  data:
+"#,
+        );
+        let service = stack.service("db").unwrap();
+        let spec = container_spec(&stack, service, "abc");
+        let body = spec.body;
+        assert_eq!(body.image.as_deref(), Some("finctl/postgres:offline"));
+        assert_eq!(body.entrypoint, Some(vec!["/bin/sh".into(), "-c".into()]));
+        assert_eq!(body.cmd, Some(vec!["exec postgres".into()]));
+        assert_eq!(body.user.as_deref(), Some("999"));
+        assert_eq!(body.env, Some(vec!["A=1".into()]));
+        let labels = body.labels.unwrap();
+        for (key, value) in [
+            (labels::PROJECT, "demo"),
+            (labels::SERVICE, "db"),
+            (labels::CONTAINER_NUMBER, "1"),
+            (labels::ONEOFF, "False"),
+            (labels::CONFIG_HASH, "abc"),
+            (labels::VERSION, "1.29.2"),
+        ] {
+            assert_eq!(labels.get(key).map(String::as_str), Some(value), "{key}");
+        }
+        assert!(labels.contains_key(labels::CONFIG_FILES));
+        assert!(labels.contains_key(labels::WORKING_DIR));
+        let health = body.healthcheck.unwrap();
+        assert_eq!(health.test, Some(vec!["CMD".into(), "true".into()]));
+        assert_eq!(health.interval, Some(2_000_000_000));
+        assert_eq!(health.retries, Some(4));
+        assert_eq!(health.timeout, None);
+
+        let host = body.host_config.unwrap();
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.memory, Some(512 * 1024 * 1024));
+        let restart = host.restart_policy.unwrap();
+        assert_eq!(restart.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(restart.maximum_retry_count, Some(3));
+        let ports = host.port_bindings.unwrap();
+        let db_port = ports["5432/tcp"].as_ref().unwrap();
+        assert_eq!(db_port[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(db_port[0].host_port.as_deref(), Some("15432"));
+        // No published port: Docker picks one.
+        assert_eq!(
+            ports["8080/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("")
+        );
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts[0].source.as_deref(), Some("demo_data"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[1].typ, Some(MountType::BIND));
+        assert_eq!(mounts[1].read_only, Some(true));
+        assert_eq!(host.network_mode.as_deref(), Some("demo_default"));
+
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            endpoints["demo_default"].aliases,
+            Some(vec!["db".into(), "database".into()])
+        );
+        assert!(spec.extra_networks.is_empty());
+    }
+}

@@ -125,3 +125,84 @@ fn row(service: &str, container: Option<&ContainerInfo>, one_shot: bool) -> Serv
         ok,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::stack::{LoadOptions, load};
+
+    fn container(
+        service: &str,
+        state: &str,
+        health: Option<&str>,
+        exit: Option<i64>,
+    ) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{service}"),
+            name: format!("demo_{service}_1"),
+            service: service.into(),
+            state: state.into(),
+            health: health.map(str::to_owned),
+            exit_code: exit,
+            restart_count: 0,
+            config_hash: None,
+            ports: Vec::new(),
+            last_health_output: None,
+        }
+    }
+
+    #[test]
+    fn ok_means_running_and_healthy_or_a_completed_one_shot() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("docker-compose.yml");
+        std::fs::write(
+            &file,
+            r#"
+services:
+  db: {image: x, restart: always, healthcheck: {test: ["CMD", "true"]}}
+  init: {image: x, restart: "no", depends_on: {db: {condition: service_healthy}}}
+  app: {image: x, restart: always, depends_on: {init: {condition: service_completed_successfully}}}
+  web: {image: x, restart: always}
+  extra: {image: x, profiles: [later]}
+"#,
+        )
+        .unwrap();
+        let stack = load(&LoadOptions {
+            files: vec![file],
+            profiles: Vec::new(),
+            project_name: Some("demo".into()),
+            environment: BTreeMap::new(),
+        })
+        .unwrap();
+        let containers = [
+            container("db", "running", Some("unhealthy"), Some(0)),
+            container("init", "exited", Some("unhealthy"), Some(0)),
+            container("app", "exited", None, Some(1)),
+            container("gone", "running", None, None),
+        ];
+        let rows = rows(&stack, &containers);
+        let get = |name: &str| rows.iter().find(|r| r.service == name).unwrap();
+        assert!(!get("db").ok);
+        assert_eq!(
+            get("db").exit_code,
+            None,
+            "a running container has no exit code"
+        );
+        assert!(get("init").ok && get("init").one_shot);
+        assert_eq!(
+            get("init").health,
+            "none",
+            "a stopped container's health is history"
+        );
+        assert!(!get("app").ok);
+        assert_eq!(get("app").exit_code, Some(1));
+        assert_eq!(get("web").state, "missing");
+        assert!(!get("web").ok);
+        // Not enabled by the profiles and without a container: not listed.
+        assert!(rows.iter().all(|r| r.service != "extra"));
+        // A container of a service no longer in the file still shows.
+        assert_eq!(get("gone").container.as_deref(), Some("demo_gone_1"));
+    }
+}
