@@ -1,0 +1,135 @@
+//! Job round trips through the wire format of `platform-services/JOBS.md`, and the Redis
+//! `PING` round trip they are compared with. Both are closed loops: `in_flight` clients, each
+//! on its own connection (a blocking `BLMOVE` would stall a shared one), until `total` are done.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::latency::{Latencies, Outcome};
+
+/// How long one job may take before the run gives up on it.
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct JobLoad {
+    pub redis_url: String,
+    /// Short service name: the queue is `<service>-tasks`.
+    pub service: String,
+    pub total: usize,
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Ping,
+    Add,
+}
+
+impl JobLoad {
+    /// `<service>.add` jobs: `LPUSH` the envelope, block on its done list, `GET` the result.
+    pub async fn add_round_trips(&self) -> anyhow::Result<Outcome> {
+        self.run(Op::Add).await
+    }
+
+    /// The baseline: one `PING` per operation on the same kind of connections.
+    pub async fn ping_round_trips(&self) -> anyhow::Result<Outcome> {
+        self.run(Op::Ping).await
+    }
+
+    async fn run(&self, op: Op) -> anyhow::Result<Outcome> {
+        let client = redis::Client::open(self.redis_url.as_str()).context("redis url")?;
+        let mut conns = Vec::with_capacity(self.in_flight);
+        for _ in 0..self.in_flight {
+            // Each call opens a connection of its own.
+            conns.push(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .context("connect to redis")?,
+            );
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for conn in conns {
+            let (next, total, service) = (next.clone(), self.total, self.service.clone());
+            tasks.spawn(async move {
+                let mut conn = conn;
+                let mut lat = Latencies::default();
+                let mut errors = 0;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    let ok = match op {
+                        Op::Ping => ping(&mut conn).await?,
+                        Op::Add => add(&mut conn, &service, i as i64).await?,
+                    };
+                    lat.record(sent.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+                anyhow::Ok((lat, errors))
+            });
+        }
+        let mut all = Latencies::default();
+        let mut errors = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let (lat, errs) = joined.context("job client panicked")??;
+            all.merge(lat);
+            errors += errs;
+        }
+        Ok(Outcome::from_samples(all, errors, started.elapsed()))
+    }
+}
+
+async fn ping(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<bool> {
+    let pong: String = redis::cmd("PING").query_async(conn).await?;
+    Ok(pong == "PONG")
+}
+
+/// One `add` job, `[i, 1]`; true when the result says `succeeded` with `i + 1`.
+async fn add(
+    conn: &mut redis::aio::MultiplexedConnection,
+    service: &str,
+    i: i64,
+) -> anyhow::Result<bool> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let queue = format!("{service}-tasks");
+    let done = format!("{queue}:done:{id}");
+    let envelope = json!({"id": id, "task": format!("{service}.add"), "args": [i, 1]});
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(&queue)
+        .arg(envelope.to_string())
+        .query_async(conn)
+        .await?;
+    let hit: Option<String> = redis::cmd("BLMOVE")
+        .arg(&done)
+        .arg(&done)
+        .arg("RIGHT")
+        .arg("LEFT")
+        .arg(JOB_TIMEOUT.as_secs_f64())
+        .query_async(conn)
+        .await?;
+    anyhow::ensure!(
+        hit.is_some(),
+        "job {id} not finished after {JOB_TIMEOUT:?}; is the worker running?"
+    );
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(format!("{queue}:result:{id}"))
+        .query_async(conn)
+        .await?;
+    let result: Value = raw
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()?
+        .unwrap_or(Value::Null);
+    Ok(result["status"] == "succeeded" && result["result"] == json!(i + 1))
+}

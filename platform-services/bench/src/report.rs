@@ -1,0 +1,249 @@
+//! The benchmark's tables: each measurement next to its same-run baseline (as a ratio), the
+//! issue's target and the seeds' reference numbers. Markdown-shaped so they paste into
+//! `BENCHMARKS.md` as they are.
+
+use std::time::Duration;
+
+use comfy_table::{Table, presets::ASCII_MARKDOWN};
+
+use crate::fleet::Role;
+use crate::latency::Outcome;
+use crate::memory::Footprint;
+
+/// Issue 4's targets on the 2-core machine.
+pub const TARGET_REQS: f64 = 10_000.0;
+pub const TARGET_P99: Duration = Duration::from_millis(10);
+pub const TARGET_JOBS: f64 = 2_000.0;
+pub const TARGET_MEMORY_MB: f64 = 25.0;
+
+pub struct HttpRun {
+    pub service: &'static str,
+    pub connections: usize,
+    pub measure: Duration,
+    pub health: Outcome,
+    pub me: Outcome,
+}
+
+pub struct JobRun {
+    pub service: &'static str,
+    pub total: usize,
+    pub in_flight: usize,
+    pub ping: Outcome,
+    pub add: Outcome,
+}
+
+pub struct MemoryRow {
+    pub service: &'static str,
+    pub role: Role,
+    pub footprint: Footprint,
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(ASCII_MARKDOWN).set_header(header.to_vec());
+    t
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// `12345.6` -> `12,346`.
+pub fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ratio(value: f64, baseline: f64) -> String {
+    if baseline <= 0.0 {
+        return "–".into();
+    }
+    format!("{:.2}×", value / baseline)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "yes" } else { "no" }
+}
+
+pub fn http_table(run: &HttpRun) -> Table {
+    let mut t = table(&[
+        "scenario",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        "req/s vs /health",
+        "p99 vs /health",
+        "target",
+        "meets",
+        "seeds, for scale",
+    ]);
+    let base = &run.health;
+    for (name, o, target, meets, reference) in [
+        (
+            "GET /health (baseline, no token)",
+            base,
+            "–".to_string(),
+            "–",
+            "FastAPI /health ≈3,000 req/s (wrk, 64 conn.)",
+        ),
+        (
+            "GET /me (Bearer token, RS256 verified)",
+            &run.me,
+            format!(
+                "≥ {} req/s, p99 < {} ms",
+                thousands(TARGET_REQS),
+                ms(TARGET_P99)
+            ),
+            verdict(run.me.per_second() >= TARGET_REQS && run.me.p99 < TARGET_P99),
+            "–",
+        ),
+    ] {
+        t.add_row(vec![
+            name.to_string(),
+            thousands(o.ops as f64),
+            thousands(o.per_second()),
+            ms(o.p50),
+            ms(o.p99),
+            o.errors.to_string(),
+            ratio(o.per_second(), base.per_second()),
+            ratio(o.p99.as_secs_f64(), base.p99.as_secs_f64()),
+            target,
+            meets.to_string(),
+            reference.to_string(),
+        ]);
+    }
+    t
+}
+
+pub fn http_title(run: &HttpRun, token_source: &str) -> String {
+    format!(
+        "HTTP: svc-{} container, {} keep-alive connections, {} s measured per scenario after 1 s warm-up; token: {token_source}",
+        run.service,
+        run.connections,
+        run.measure.as_secs()
+    )
+}
+
+pub fn jobs_table(run: &JobRun) -> Table {
+    let mut t = table(&[
+        "scenario",
+        "operations",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "wrong results",
+        "ops/s vs PING",
+        "p50 vs PING",
+        "target",
+        "meets",
+        "seeds, for scale",
+    ]);
+    let base = &run.ping;
+    for (name, o, target, meets, reference) in [
+        (
+            "Redis PING round trip (baseline)".to_string(),
+            base,
+            "–".to_string(),
+            "–",
+            "–",
+        ),
+        (
+            format!(
+                "{}.add round trip (LPUSH, BLMOVE done, GET result)",
+                run.service
+            ),
+            &run.add,
+            format!("≥ {} jobs/s", thousands(TARGET_JOBS)),
+            verdict(run.add.per_second() >= TARGET_JOBS),
+            "Celery 5.4 (concurrency 2) ≈540 add jobs/s",
+        ),
+    ] {
+        t.add_row(vec![
+            name,
+            thousands(o.ops as f64),
+            thousands(o.per_second()),
+            ms(o.p50),
+            ms(o.p99),
+            o.errors.to_string(),
+            ratio(o.per_second(), base.per_second()),
+            ratio(o.p50.as_secs_f64(), base.p50.as_secs_f64()),
+            target,
+            meets.to_string(),
+            reference.to_string(),
+        ]);
+    }
+    t
+}
+
+pub fn jobs_title(run: &JobRun) -> String {
+    format!(
+        "Jobs: `{} worker` container (default WORKER_CONCURRENCY=4), {} operations per scenario, {} clients in flight, one Redis connection each",
+        run.service, run.total, run.in_flight
+    )
+}
+
+pub fn memory_table(rows: &[MemoryRow]) -> Table {
+    let mut t = table(&[
+        "container",
+        "usage − cache MB (Docker stats)",
+        "VmRSS MB (main process)",
+        "target",
+        "meets",
+        "seeds, for scale",
+    ]);
+    for r in rows {
+        let worst = r
+            .footprint
+            .rss_bytes
+            .unwrap_or(0)
+            .max(r.footprint.cgroup_bytes);
+        let reference = match r.role {
+            Role::Serve => "FastAPI service 49 MB",
+            Role::Worker => "Celery worker 141 MB",
+        };
+        t.add_row(vec![
+            format!("{} {}", r.service, r.role.as_str()),
+            format!("{:.1}", mb(r.footprint.cgroup_bytes)),
+            r.footprint
+                .rss_bytes
+                .map(|b| format!("{:.1}", mb(b)))
+                .unwrap_or_else(|| "–".into()),
+            format!("< {TARGET_MEMORY_MB:.0} MB"),
+            verdict(mb(worst) < TARGET_MEMORY_MB).to_string(),
+            reference.to_string(),
+        ]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(12_345.6), "12,346");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn ratio_of_zero_baseline_is_a_dash() {
+        assert_eq!(ratio(5.0, 0.0), "–");
+        assert_eq!(ratio(3.0, 2.0), "1.50×");
+    }
+}
