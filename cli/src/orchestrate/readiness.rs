@@ -85,6 +85,7 @@ pub async fn wait_ready(
     let mut said = "";
     let mut restarts_before: Option<i64> = None;
     let mut running_since: Option<Instant> = None;
+    let mut next_probe = Instant::now();
     loop {
         let Some(info) = inventory::inspect(engine, id).await? else {
             return Ok(Wait::Failed {
@@ -123,9 +124,14 @@ pub async fn wait_ready(
                 observer.waiting("waiting for health");
                 said = "health";
             }
-            if let Some((cmd, timeout)) = &probe {
+            if let Some((cmd, timeout)) = probe.as_ref().filter(|_| Instant::now() >= next_probe) {
                 let budget = (*timeout).min(deadline.saturating_duration_since(Instant::now()));
-                if let Ok((code, output)) = run_probe(engine, id, cmd, budget).await {
+                let probe_started = Instant::now();
+                let result = run_probe(engine, id, cmd, budget).await;
+                // A heavy check (a Python script, say) run back to back would take the CPU
+                // the starting service needs: keep probing to at most a third of the time.
+                next_probe = Instant::now() + (probe_started.elapsed() * 2).max(POLL);
+                if let Ok((code, output)) = result {
                     last_output = Some(output);
                     if code == Some(0) {
                         return Ok(Wait::Ready);
