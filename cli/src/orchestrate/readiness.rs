@@ -176,7 +176,7 @@ fn judge(
                 Some(Wait::Ready)
             } else {
                 failed(
-                    format!("exited with code {}", info.exit_code.unwrap_or(-1)),
+                    format!("it exited (exit code {})", info.exit_code.unwrap_or(-1)),
                     last_output,
                 )
             }
