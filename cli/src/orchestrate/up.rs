@@ -283,14 +283,11 @@ pub async fn up(
     ensure_resources(&engine, &stack, &plan).await?;
     let mut existing = HashMap::new();
     for container in inventory::project_containers(&engine, &stack.project_name).await? {
-        let wanted = stack.container_name(
-            stack
-                .services
-                .get(&container.service)
-                .unwrap_or(&stack.services[&plan.order[0]]),
-            1,
-        );
-        if container.name == wanted {
+        // Containers of services no longer defined are `down`'s business, not `up`'s.
+        let Some(service) = stack.services.get(&container.service) else {
+            continue;
+        };
+        if container.name == stack.container_name(service, 1) {
             existing.insert(container.service.clone(), container);
         }
     }
