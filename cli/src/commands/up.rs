@@ -25,6 +25,7 @@ pub async fn up(
         build_missing(global, &engine, &stack, &plan.order, printer).await?;
     }
     let progress = Progress::new(printer, &plan.order);
+    let endpoints = super::urls::endpoints(&stack);
     let report = orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report)?);
@@ -78,6 +79,21 @@ pub async fn up(
         ));
     } else {
         printer.status(&format!("Ready in {:.1}s.", report.elapsed.as_secs_f64()));
+    }
+    let running: Vec<&str> = report
+        .services
+        .iter()
+        .filter(|s| s.container.as_ref().is_some_and(|c| c.running()))
+        .map(|s| s.service.as_str())
+        .collect();
+    for endpoint in endpoints
+        .iter()
+        .filter(|e| running.contains(&e.service.as_str()))
+    {
+        printer.status(&format!(
+            "  {:<12} {:<45} {}",
+            endpoint.service, endpoint.url, endpoint.what
+        ));
     }
     Ok(if report.ok() {
         ExitStatus::Success

@@ -6,13 +6,13 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, UrlsArgs};
 use crate::error::ExitStatus;
 use crate::printer::Printer;
-use crate::stack::Service;
+use crate::stack::{Service, Stack};
 
 #[derive(Debug, Serialize)]
-struct Endpoint {
-    service: String,
-    url: String,
-    what: String,
+pub(super) struct Endpoint {
+    pub service: String,
+    pub url: String,
+    pub what: String,
 }
 
 pub async fn urls(
@@ -21,6 +21,24 @@ pub async fn urls(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let stack = super::compose::load(global, &args.stack, printer)?;
+    let endpoints = endpoints(&stack);
+    if printer.json() {
+        printer.data(&serde_json::to_string_pretty(&endpoints)?);
+        return Ok(ExitStatus::Success);
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_header(["service", "url", "what"]);
+    for e in &endpoints {
+        table.add_row([e.service.clone(), e.url.clone(), e.what.clone()]);
+    }
+    printer.data(&table.to_string());
+    Ok(ExitStatus::Success)
+}
+
+/// Every published port of the enabled services, as a URL a client can use.
+pub(super) fn endpoints(stack: &Stack) -> Vec<Endpoint> {
     let mut endpoints = Vec::new();
     for service in stack.enabled_services() {
         for port in &service.ports {
@@ -39,19 +57,7 @@ pub async fn urls(
             });
         }
     }
-    if printer.json() {
-        printer.data(&serde_json::to_string_pretty(&endpoints)?);
-        return Ok(ExitStatus::Success);
-    }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_header(["service", "url", "what"]);
-    for e in &endpoints {
-        table.add_row([e.service.clone(), e.url.clone(), e.what.clone()]);
-    }
-    printer.data(&table.to_string());
-    Ok(ExitStatus::Success)
+    endpoints
 }
 
 /// A URL a client can use, by what listens on the container port.
