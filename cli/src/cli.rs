@@ -174,7 +174,7 @@ pub struct UpArgs {
     #[command(flatten)]
     pub stack: StackArgs,
 
-    /// Build missing images first with finctl's image builder (nothing is ever pulled).
+    /// Build the images first with finctl's image builder: missing or stale ones; up-to-date ones are skipped (nothing is ever pulled).
     #[arg(long)]
     pub build: bool,
 

@@ -22,7 +22,7 @@ pub async fn up(
     let plan = stack.plan(&args.services)?;
     let engine = Engine::connect().await?;
     if args.build {
-        build_missing(global, &engine, &stack, &plan.order, printer).await?;
+        build_images(global, &engine, &stack, &plan.order, printer).await?;
     }
     let progress = Progress::new(printer, &plan.order);
     let endpoints = super::urls::endpoints(&stack);
@@ -102,37 +102,50 @@ pub async fn up(
     })
 }
 
-/// `--build`: builds the missing images with finctl's image builder (never pulls).
-async fn build_missing(
+/// `--build`: builds the images the selected services use with finctl's image builder (never
+/// pulls). Up-to-date images are skipped by their input hash, so this costs milliseconds when
+/// nothing changed, and picks up a changed recipe or service code when something did. An image
+/// no recipe builds must already exist.
+async fn build_images(
     global: &GlobalArgs,
     engine: &Engine,
     stack: &Stack,
     services: &[String],
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let missing = orchestrate::up::missing_images(engine, stack, services).await?;
-    if missing.is_empty() {
-        return Ok(());
-    }
     let project = Project::locate(global.project_dir.as_deref())?;
     let catalog = Catalog::load(&project)?;
+    let missing = orchestrate::up::missing_images(engine, stack, services).await?;
+    let mut images: Vec<&String> = services
+        .iter()
+        .filter_map(|name| stack.services[name].image.as_ref())
+        .collect();
+    images.sort();
+    images.dedup();
     let mut names = Vec::new();
-    for image in &missing {
+    for image in images {
         match catalog.recipes().find(|r| &r.tag == image) {
             Some(recipe) => names.push(recipe.name.clone()),
-            None => {
+            None if missing.contains(image) => {
                 return Err(UserError::failure(
-                    format!("no recipe builds {image}"),
+                    format!("no recipe builds {image}, and it is not present"),
                     "add a recipe under compose/images/, or build the image yourself",
                 )
                 .into());
             }
+            None => {}
         }
+    }
+    if names.is_empty() {
+        return Ok(());
     }
     let offline = names
         .iter()
         .any(|n| catalog.get(n).is_some_and(|r| r.offline_only));
-    printer.status(&format!("Building missing images: {}", missing.join(", ")));
+    printer.status(&format!(
+        "Building images (up-to-date ones are skipped): {}",
+        names.join(", ")
+    ));
     let builder = Builder::new(engine.clone(), project, catalog, project::cache_dir());
     let report = builder
         .build(
@@ -143,7 +156,7 @@ async fn build_missing(
         .await?;
     if report.failed() {
         return Err(UserError::failure(
-            "building the missing images failed",
+            "building the stack's images failed",
             "see the build errors above; `finctl images build --offline -v` shows every step",
         )
         .into());
