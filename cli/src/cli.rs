@@ -126,6 +126,20 @@ Examples:
   finctl urls
   finctl urls --json | jq -r '.[] | select(.service == \"redis\") | .url'")]
     Urls(UrlsArgs),
+
+    /// Check that this machine can run the stack: Docker, memory, ports, images, disk.
+    ///
+    /// One line per check (✓ or ✗), with a hint for each failure. A port held by the
+    /// stack's own container is fine; one held by anything else names the holder.
+    #[command(after_help = "\
+Exit codes: 0 every check passed, 1 one failed, 2 bad configuration.
+
+JSON (--json): an array of {check, ok, detail, hint}.
+
+Examples:
+  finctl doctor --offline
+  finctl doctor --json | jq -r '.[] | select(.ok | not) | .check'")]
+    Doctor(DoctorArgs),
 }
 
 const PS_AFTER_HELP: &str = "\
@@ -292,6 +306,12 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 #[derive(Debug, Args)]

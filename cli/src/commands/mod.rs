@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod compose;
+mod doctor;
 mod down;
 mod exec;
 mod images;
@@ -31,5 +32,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Restart(args) => restart::restart(&cli.global, args, printer).await,
         Commands::Exec(args) => exec::exec(&cli.global, args, printer).await,
         Commands::Urls(args) => urls::urls(&cli.global, args, printer).await,
+        Commands::Doctor(args) => doctor::doctor(&cli.global, args, printer).await,
     }
 }
