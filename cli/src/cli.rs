@@ -140,6 +140,29 @@ Examples:
   finctl doctor --offline
   finctl doctor --json | jq -r '.[] | select(.ok | not) | .check'")]
     Doctor(DoctorArgs),
+
+    /// Open psql on the stack's database (inside its container); piped when stdin is not a TTY.
+    ///
+    /// Runs `psql -h 127.0.0.1 -p 26257 -U root -d <DB_NAME>` in the database container
+    /// (DB_NAME as the services see it, else defaultdb), then any ARGS. psql's exit code
+    /// becomes finctl's.
+    #[command(after_help = "\
+Examples:
+  finctl sql
+  echo 'select 41+1' | finctl sql -- -tA
+  finctl sql -- -c '\\dt'")]
+    Sql(ShellArgs),
+
+    /// Open redis-cli on the stack's Redis (inside its container), authenticated.
+    ///
+    /// Runs `redis-cli -a $REDIS_PASSWORD --no-auth-warning` in the redis container, then
+    /// any ARGS. redis-cli's exit code becomes finctl's.
+    #[command(after_help = "\
+Examples:
+  finctl redis
+  finctl redis -- ping
+  finctl redis -- --scan --pattern 'session:*'")]
+    Redis(ShellArgs),
 }
 
 const PS_AFTER_HELP: &str = "\
@@ -312,6 +335,16 @@ pub struct ExecArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Extra arguments for the shell (after `--`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

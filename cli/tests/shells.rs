@@ -181,3 +181,21 @@ fn doctor_passes_on_a_healthy_stack() {
     let checks: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(checks.as_array().unwrap().iter().all(|c| c["ok"] == true));
 }
+
+#[test]
+fn sql_and_redis_shells_answer_through_pipes() {
+    let project = Project::new(free_port());
+    project.up();
+
+    let output = project.run_with_stdin(&["sql"], "select 41+1\n");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).contains("42"), "{}", stdout(&output));
+
+    // psql's own exit code comes through.
+    let output = project.run(&["sql", "--", "-v", "ON_ERROR_STOP=1", "-c", "select nope"]);
+    assert_ne!(output.status.code(), Some(0));
+
+    let output = project.run(&["redis", "--", "ping"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output).trim(), "PONG");
+}

@@ -8,6 +8,7 @@ mod images;
 mod logs;
 mod ps;
 mod restart;
+mod shells;
 mod up;
 mod urls;
 
@@ -33,5 +34,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Exec(args) => exec::exec(&cli.global, args, printer).await,
         Commands::Urls(args) => urls::urls(&cli.global, args, printer).await,
         Commands::Doctor(args) => doctor::doctor(&cli.global, args, printer).await,
+        Commands::Sql(args) => shells::sql(&cli.global, args, printer).await,
+        Commands::Redis(args) => shells::redis(&cli.global, args, printer).await,
     }
 }
