@@ -24,23 +24,21 @@ struct Recorder {
 }
 
 impl EventHandler for Recorder {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
         event: &'a EventEnvelope,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'a {
-        async move {
-            tx.execute(
-                "INSERT INTO applied (event_id) VALUES ($1)",
-                &[&event.event_id],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if self.fail {
-                Err("handler failed".into())
-            } else {
-                Ok(())
-            }
+    ) -> Result<(), String> {
+        tx.execute(
+            "INSERT INTO applied (event_id) VALUES ($1)",
+            &[&event.event_id],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if self.fail {
+            Err("handler failed".into())
+        } else {
+            Ok(())
         }
     }
 }

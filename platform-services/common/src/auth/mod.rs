@@ -2,6 +2,7 @@
 
 mod jwks;
 mod user;
+mod verified_tokens;
 mod verifier;
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::http::request::Parts;
 
 pub use jwks::{JwksCache, JwksOptions, KeySource};
 pub use user::User;
-pub use verifier::TokenVerifier;
+pub use verifier::{DEFAULT_VERIFIED_TOKENS, TokenVerifier};
 
 use crate::problem::{ApiError, CommonError};
 

@@ -207,3 +207,113 @@ async fn each_roles_claim_shape_is_read() {
         assert_eq!(user.roles, ["finance"], "claims: {extra}");
     }
 }
+
+fn full_verifications(v: &TokenVerifier) -> usize {
+    v.full_verifications
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn verified_token_is_not_verified_again() {
+    let (idp, v) = idp().await;
+    let token = idp.token("admin", &["admin"]);
+    let first = v.user(&token).await.unwrap();
+    assert_eq!(full_verifications(&v), 1);
+    for _ in 0..5 {
+        assert_eq!(v.user(&token).await.unwrap(), first);
+    }
+    assert_eq!(full_verifications(&v), 1);
+    // Another token is verified in full.
+    v.user(&idp.token("user", &["user"])).await.unwrap();
+    assert_eq!(full_verifications(&v), 2);
+}
+
+#[tokio::test]
+async fn verified_token_is_rejected_once_expired() {
+    let (idp, v) = idp().await;
+    let v = v.with_leeway(Duration::ZERO);
+    let mut c = idp.claims("admin", &["admin"]);
+    // Two seconds: the first two calls stay inside one whole second before `exp`.
+    c["exp"] = json!(jsonwebtoken::get_current_timestamp() + 2);
+    let token = sign(&c, TestKey::A);
+    v.user(&token).await.unwrap();
+    v.user(&token).await.unwrap();
+    assert_eq!(full_verifications(&v), 1);
+    // Past `exp` (jsonwebtoken rejects once `now > exp`).
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    assert_eq!(v.user(&token).await.unwrap_err(), AuthError::Expired);
+    assert_eq!(full_verifications(&v), 2);
+}
+
+#[tokio::test]
+async fn token_with_one_byte_changed_is_not_served_from_the_cache() {
+    let (idp, v) = idp().await;
+    let token = idp.token("user", &["user"]);
+    v.user(&token).await.unwrap();
+    // A byte in the middle of the signature (the last base64 character may only carry padding
+    // bits).
+    let mut forged = token.clone().into_bytes();
+    let i = forged.len() - 20;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(v.user(&forged).await.unwrap_err(), AuthError::BadSignature);
+    assert_eq!(full_verifications(&v), 2);
+    // Nor is a failure remembered in place of the real token.
+    v.user(&token).await.unwrap();
+    assert_eq!(full_verifications(&v), 2);
+}
+
+#[tokio::test]
+async fn rejected_tokens_are_never_remembered() {
+    let (idp, v) = idp().await;
+    let mut c = idp.claims("admin", &["admin"]);
+    c["aud"] = json!("someone-else");
+    let token = sign(&c, TestKey::A);
+    for _ in 0..3 {
+        assert_eq!(v.user(&token).await.unwrap_err(), AuthError::WrongAudience);
+    }
+    assert_eq!(full_verifications(&v), 3);
+}
+
+#[tokio::test]
+async fn without_cache_every_request_is_verified() {
+    let (idp, v) = idp().await;
+    let v = v.with_verified_tokens(0);
+    let token = idp.token("admin", &["admin"]);
+    v.user(&token).await.unwrap();
+    v.user(&token).await.unwrap();
+    assert_eq!(full_verifications(&v), 2);
+}
+
+/// Both headers go through the cache: the extractor is what services use.
+#[tokio::test]
+async fn bearer_and_assertion_headers_use_the_cache() {
+    use std::sync::Arc;
+
+    use axum::extract::FromRequestParts;
+
+    use super::{CurrentUser, JWT_ASSERTION_HEADER};
+
+    let (idp, v) = idp().await;
+    let v = Arc::new(v);
+    let token = idp.token("admin", &["admin"]);
+    let extract = |name: &'static str, value: String| {
+        let v = v.clone();
+        async move {
+            let (mut parts, ()) = axum::http::Request::builder()
+                .header(name, value)
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts.extensions.insert(v);
+            CurrentUser::from_request_parts(&mut parts, &()).await
+        }
+    };
+    for _ in 0..3 {
+        let u = extract("authorization", format!("Bearer {token}")).await;
+        assert_eq!(u.unwrap().0.username, "admin");
+        let u = extract(JWT_ASSERTION_HEADER, token.clone()).await;
+        assert_eq!(u.unwrap().0.username, "admin");
+    }
+    assert_eq!(full_verifications(&v), 1);
+}
