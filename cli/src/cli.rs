@@ -163,6 +163,16 @@ Examples:
   finctl redis -- ping
   finctl redis -- --scan --pattern 'session:*'")]
     Redis(ShellArgs),
+
+    /// List or create Kafka topics with the broker container's own tool (tansu or rpk).
+    #[command(after_help = "\
+JSON (--json, list): an array of {topic, partitions}.
+
+Examples:
+  finctl topics
+  finctl topics --json | jq -r '.[].topic'
+  finctl topics create payment.refunded --partitions 3")]
+    Topics(TopicsArgs),
 }
 
 const PS_AFTER_HELP: &str = "\
@@ -345,6 +355,30 @@ pub struct ShellArgs {
     /// Extra arguments for the shell (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// What to do; default: list.
+    #[command(subcommand)]
+    pub action: Option<TopicsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// List the broker's topics and their partition counts.
+    List,
+    /// Create a topic.
+    Create {
+        /// The topic's name.
+        name: String,
+        /// How many partitions.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        partitions: u32,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,22 @@ services:
       interval: 30s
       timeout: 3s
       retries: 5
+
+  redpanda:
+    image: finctl/kafka:offline
+    entrypoint: ["/usr/local/bin/tansu"]
+    command: ["broker"]
+    environment:
+      CLUSTER_ID: finctl-test
+      LISTENER_URL: tcp://0.0.0.0:9092
+      ADVERTISED_LISTENER_URL: tcp://redpanda:9092
+      STORAGE_ENGINE: memory://tansu/
+    healthcheck:
+      test: ["CMD", "/usr/local/bin/tansu", "topic", "list", "--broker", "tcp://127.0.0.1:9092"]
+      interval: 30s
+      timeout: 3s
+      retries: 15
+      start_period: 5s
 "#;
 
 /// A Compose project in a temp dir, with its own name and ports; `down --volumes` on drop.
@@ -198,4 +214,28 @@ fn sql_and_redis_shells_answer_through_pipes() {
     let output = project.run(&["redis", "--", "ping"]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stdout(&output).trim(), "PONG");
+}
+
+#[test]
+fn topics_create_then_list_shows_it() {
+    let project = Project::new(free_port());
+    project.up();
+
+    let output = project.run(&["topics", "create", "shells.created", "--partitions", "2"]);
+    assert_eq!(output.status.code(), Some(0));
+
+    let output = project.run(&["--json", "topics", "list"]);
+    assert_eq!(output.status.code(), Some(0));
+    let topics: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let created = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "shells.created")
+        .unwrap_or_else(|| panic!("shells.created not listed: {topics}"));
+    assert_eq!(created["partitions"], 2);
+
+    // The default action is list, as a table.
+    let output = project.run(&["topics"]);
+    assert!(stdout(&output).contains("shells.created"));
 }

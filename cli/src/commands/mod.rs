@@ -9,6 +9,7 @@ mod logs;
 mod ps;
 mod restart;
 mod shells;
+mod topics;
 mod up;
 mod urls;
 
@@ -36,5 +37,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Doctor(args) => doctor::doctor(&cli.global, args, printer).await,
         Commands::Sql(args) => shells::sql(&cli.global, args, printer).await,
         Commands::Redis(args) => shells::redis(&cli.global, args, printer).await,
+        Commands::Topics(args) => topics::topics(&cli.global, args, printer).await,
     }
 }
