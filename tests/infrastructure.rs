@@ -51,11 +51,9 @@ async fn redis_answers_ping_and_rejects_a_wrong_password() -> anyhow::Result<()>
     assert_eq!(pong, "PONG");
 
     let wrong = redis::Client::open(format!("redis://:wrong@127.0.0.1:{}/", redis.port()))?;
-    let err = wrong
-        .get_multiplexed_async_connection()
-        .await
-        .err()
-        .expect("a wrong password must be refused");
+    let Err(err) = wrong.get_multiplexed_async_connection().await else {
+        panic!("a wrong password must be refused");
+    };
     let text = err.to_string().to_lowercase();
     assert!(
         text.contains("wrongpass") || text.contains("invalid") || text.contains("auth"),
