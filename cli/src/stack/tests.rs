@@ -649,14 +649,28 @@ fn repository_stack_upstream() {
     assert_eq!(stack.project_name, "finctl");
     assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
     let enabled: Vec<&str> = stack.enabled_services().map(|s| s.name.as_str()).collect();
+    // The infrastructure and the six services with their workers; the gateway and the
+    // cluster nodes sit behind profiles.
     assert_eq!(
         enabled,
         [
             "cockroach",
             "cockroach-bootstrap",
+            "forex",
+            "forex-worker",
             "keycloak",
+            "ledger",
+            "ledger-worker",
+            "payment",
+            "payment-worker",
+            "profile",
+            "profile-worker",
             "redis",
-            "redpanda"
+            "redpanda",
+            "rule-engine",
+            "rule-engine-worker",
+            "wallet",
+            "wallet-worker"
         ]
     );
 
@@ -794,7 +808,8 @@ fn repository_stack_offline_with_services() {
             .unwrap()
             .last()
             .unwrap(),
-        "--worker"
+        "healthcheck",
+        "the worker serves /health on $PORT too"
     );
     assert!(worker.ports.is_empty());
     assert_eq!(worker.resources.cpus, Some(0.5));
