@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, StartContainerOptions,
 };
 use finctl::docker::Engine;
 use futures_util::StreamExt;
@@ -271,24 +270,6 @@ impl ServiceContainer {
 
 impl Drop for ServiceContainer {
     fn drop(&mut self) {
-        let docker = self.engine.api().clone();
-        let id = self.id.clone();
-        // Drop cannot await; remove on a thread of its own so it works inside a runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let options = RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .v(true)
-                    .build();
-                let _ = docker.remove_container(&id, Some(options)).await;
-            });
-        })
-        .join();
+        finctl_testkit::remove_blocking(self.engine.api(), &self.id);
     }
 }

@@ -274,24 +274,29 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let docker = self.engine.api().clone();
-        let id = self.id.clone();
-        // Drop cannot await; remove on a thread of its own so it works inside or outside a runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let options = RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .v(true)
-                    .build();
-                let _ = docker.remove_container(&id, Some(options)).await;
-            });
-        })
-        .join();
+        remove_blocking(self.engine.api(), &self.id);
     }
+}
+
+/// Force-removes a container and its anonymous volumes from a `Drop`, which cannot await: on a
+/// thread of its own, so it works inside or outside a runtime.
+pub fn remove_blocking(docker: &bollard::Docker, id: &str) {
+    let docker = docker.clone();
+    let id = id.to_string();
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            let _ = docker.remove_container(&id, Some(options)).await;
+        });
+    })
+    .join();
 }

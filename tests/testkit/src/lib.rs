@@ -18,7 +18,7 @@ mod images;
 
 use std::time::Duration;
 
-pub use container::Container;
+pub use container::{Container, remove_blocking};
 
 /// The label every test container carries, so stragglers of a killed run can be found.
 pub const TEST_LABEL: &str = "io.finctl.test";
