@@ -272,6 +272,14 @@ mod idp {
             .send()
             .await?;
         assert_eq!(anonymous.status(), 401);
+
+        // A new volume starts from the image's template database (migrated and seeded at
+        // build time), and the start-up phases are logged.
+        let logs = idp.container.logs().await;
+        assert!(
+            logs.contains("database from template") && logs.contains("ready after"),
+            "{logs}"
+        );
         Ok(())
     }
 }

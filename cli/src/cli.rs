@@ -69,9 +69,9 @@ pub enum Commands {
     /// service's last log lines and healthcheck output are shown and the exit code is 1.
     #[command(after_help = "\
 Examples:
-  finctl up --offline                    the infrastructure, from locally built images
-  finctl up --offline --profile services the infrastructure and the six services
-  finctl up redis                        redis (and what it depends on)
+  finctl up --offline                    the whole platform, from locally built images
+  finctl up --offline --profile gateway  the platform and the API gateway
+  finctl up --offline payment            payment (and what it depends on)
   finctl up --offline --build            build missing images first
   finctl up --offline --timeout 2m")]
     Up(UpArgs),
@@ -83,7 +83,7 @@ Examples:
   finctl down --volumes      also delete the databases' volumes")]
     Down(DownArgs),
 
-    /// Remove everything: containers, networks, volumes and the images finctl built.
+    /// Remove everything: containers, networks, volumes and the images finctl built for this project.
     #[command(after_help = "\
 Examples:
   finctl nuke                then `finctl images build --offline && finctl up --offline`")]

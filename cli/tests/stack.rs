@@ -95,9 +95,13 @@ fn free_port() -> u16 {
 
 impl Project {
     fn new() -> Self {
+        Self::with_stack(STACK)
+    }
+
+    fn with_stack(stack: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("compose")).unwrap();
-        std::fs::write(dir.path().join("compose/docker-compose.yml"), STACK).unwrap();
+        std::fs::write(dir.path().join("compose/docker-compose.yml"), stack).unwrap();
         let name = format!(
             "finctl-test-{}-{}",
             std::process::id(),
@@ -569,4 +573,82 @@ fn bad_input_fails_before_touching_docker() {
     assert_eq!(output.status.code(), Some(2));
     let filter = format!("label=com.docker.compose.project={}", project.name);
     assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
+}
+
+/// Removes an image when dropped (a test's own image, whatever the test's outcome).
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+fn image_exists(tag: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", tag])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn nuke_removes_the_stack_and_only_its_own_images() {
+    // An image of this test's own, marked as built by finctl: finctl/redis:offline plus the
+    // managed label (docker commit: no build context, no registry).
+    let tag = format!("finctl-test-nuke-{}:latest", std::process::id());
+    let guard = ImageGuard(tag.clone());
+    let scratch = docker_ids(&["create", "finctl/redis:offline"]);
+    assert_eq!(scratch.len(), 1, "docker create finctl/redis:offline");
+    let committed = Command::new("docker")
+        .args(["commit", "--change", "LABEL io.finctl.managed=true"])
+        .args([&scratch[0], &tag])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", &scratch[0]]).output();
+    assert!(committed.status.success(), "docker commit: {committed:?}");
+
+    let project = Project::with_stack(&format!(
+        r#"
+services:
+  app:
+    image: {tag}
+    command: ["redis-server", "--port", "6379"]
+    restart: unless-stopped
+    volumes:
+      - app-data:/data
+volumes:
+  app-data:
+"#
+    ));
+    let (code, report) = project.json(&["--json", "up", "--timeout", "1m"]);
+    assert_eq!(code, Some(0), "up failed: {report}");
+    let filter = format!("label=com.docker.compose.project={}", project.name);
+    assert_eq!(docker_ids(&["ps", "-aq", "--filter", &filter]).len(), 1);
+    assert_eq!(
+        docker_ids(&["volume", "ls", "-q", "--filter", &filter]).len(),
+        1
+    );
+
+    let (code, removed) = project.json(&["--json", "nuke"]);
+    assert_eq!(code, Some(0), "nuke failed: {removed}");
+    assert_eq!(
+        removed["containers"].as_array().unwrap().len(),
+        1,
+        "{removed}"
+    );
+    assert_eq!(removed["volumes"].as_array().unwrap().len(), 1, "{removed}");
+    // Only this stack's image: finctl/redis:offline is finctl-built too, but this stack does
+    // not use it.
+    assert_eq!(removed["images"], serde_json::json!([tag]), "{removed}");
+    assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
+    assert!(docker_ids(&["volume", "ls", "-q", "--filter", &filter]).is_empty());
+    assert!(docker_ids(&["network", "ls", "-q", "--filter", &filter]).is_empty());
+    assert!(!image_exists(&tag), "{tag} is still there");
+    assert!(
+        image_exists("finctl/redis:offline"),
+        "another image was removed"
+    );
+    drop(guard);
 }

@@ -37,11 +37,12 @@ pub async fn urls(
     Ok(ExitStatus::Success)
 }
 
-/// Every published port of the enabled services, as a URL a client can use.
+/// Every published port of the enabled services, as a URL a client can use (ports nothing
+/// serves are left out: see [`Service::served_ports`]).
 pub(super) fn endpoints(stack: &Stack) -> Vec<Endpoint> {
     let mut endpoints = Vec::new();
     for service in stack.enabled_services() {
-        for port in &service.ports {
+        for port in service.served_ports() {
             let Some(published) = port.published else {
                 continue;
             };
@@ -88,5 +89,45 @@ fn describe(service: &Service, target: u16, host: &str, port: u16) -> (String, S
             format!("http://{host}:{port}"),
             format!("container port {target}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Project;
+    use crate::stack::{LoadOptions, load};
+
+    fn project_endpoints(offline: bool) -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let project = Project::locate(Some(&root)).unwrap();
+        let stack = load(&LoadOptions::for_project(&project, offline, &[])).unwrap();
+        endpoints(&stack).into_iter().map(|e| e.url).collect()
+    }
+
+    #[test]
+    fn offline_urls_leave_out_ports_nothing_serves() {
+        let upstream = project_endpoints(false);
+        assert!(upstream.iter().any(|u| u.contains(":8082")), "{upstream:?}");
+        assert!(
+            upstream.iter().any(|u| u.contains(":19092")),
+            "{upstream:?}"
+        );
+
+        let offline = project_endpoints(true);
+        assert!(!offline.iter().any(|u| u.contains(":8082")), "{offline:?}");
+        assert!(!offline.iter().any(|u| u.contains(":19092")), "{offline:?}");
+        for kept in [
+            "postgresql://root@127.0.0.1:26257/defaultdb",
+            "127.0.0.1:9092",
+            "redis://127.0.0.1:6379",
+        ] {
+            assert!(offline.iter().any(|u| u == kept), "{kept} in {offline:?}");
+        }
+        assert_eq!(
+            offline.iter().filter(|u| u.contains(":800")).count(),
+            6,
+            "one URL per domain service: {offline:?}"
+        );
     }
 }

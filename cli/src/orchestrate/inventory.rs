@@ -27,6 +27,9 @@ pub struct ContainerInfo {
     pub ports: Vec<String>,
     /// The output of Docker's last healthcheck run, if any.
     pub last_health_output: Option<String>,
+    /// Its addresses on the stack's networks (where a port can be tried from the host).
+    #[serde(skip)]
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 impl ContainerInfo {
@@ -55,6 +58,17 @@ impl ContainerInfo {
             })
             .collect();
         ports.sort();
+        let addresses = inspect
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .map(|networks| {
+                networks
+                    .values()
+                    .filter_map(|n| n.ip_address.as_deref()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             id: inspect.id.clone().unwrap_or_default(),
             name: inspect
@@ -80,6 +94,7 @@ impl ContainerInfo {
                 .and_then(|h| h.log.as_ref())
                 .and_then(|log| log.last())
                 .and_then(|r| r.output.clone()),
+            addresses,
         }
     }
 

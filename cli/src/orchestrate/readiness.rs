@@ -86,6 +86,8 @@ pub async fn wait_ready(
     let mut restarts_before: Option<i64> = None;
     let mut running_since: Option<Instant> = None;
     let mut next_probe = Instant::now();
+    let gate_ports: Vec<u16> = service.served_ports().map(|p| p.target).collect();
+    let mut last_probe: Option<Instant> = None;
     loop {
         let Some(info) = inventory::inspect(engine, id).await? else {
             return Ok(Wait::Failed {
@@ -124,7 +126,14 @@ pub async fn wait_ready(
                 observer.waiting("waiting for health");
                 said = "health";
             }
-            if let Some((cmd, timeout)) = probe.as_ref().filter(|_| Instant::now() >= next_probe) {
+            let due = Instant::now() >= next_probe
+                && match port_state(&info.addresses, &gate_ports).await {
+                    PortState::Open => true,
+                    PortState::Refused => false,
+                    PortState::Unknown => last_probe.is_none_or(|at| at.elapsed() >= GATE_FALLBACK),
+                };
+            if let Some((cmd, timeout)) = probe.as_ref().filter(|_| due) {
+                last_probe = Some(Instant::now());
                 let budget = (*timeout).min(deadline.saturating_duration_since(Instant::now()));
                 let probe_started = Instant::now();
                 let result = run_probe(engine, id, cmd, budget).await;
@@ -153,6 +162,54 @@ pub async fn wait_ready(
             });
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether a service that publishes ports can be serving yet, as its container's network
+/// stack says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortState {
+    /// One of its served ports accepts connections (or it has none: nothing to wait for).
+    Open,
+    /// Every one refused: nothing listens yet, so its healthcheck cannot pass and is not run.
+    /// A server that binds its port once ready (the IdP does) is thus not probed in a loop
+    /// while it starts, and its checks (a Python script there, run in its own CPU quota) do
+    /// not take the CPU it needs. The ports are tried every poll, so readiness is still seen
+    /// within about 100 ms of the bind; Docker's own healthcheck still counts meanwhile.
+    Refused,
+    /// The container cannot be reached from here (Docker Desktop, host networking): the
+    /// healthcheck is run every [`GATE_FALLBACK`].
+    Unknown,
+}
+
+const GATE_FALLBACK: Duration = Duration::from_secs(2);
+
+async fn port_state(addresses: &[std::net::IpAddr], ports: &[u16]) -> PortState {
+    if ports.is_empty() {
+        return PortState::Open;
+    }
+    if addresses.is_empty() {
+        return PortState::Unknown;
+    }
+    let attempts = addresses.iter().flat_map(|ip| {
+        ports.iter().map(move |port| async move {
+            let addr = std::net::SocketAddr::new(*ip, *port);
+            match tokio::time::timeout(POLL / 2, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => PortState::Open,
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    PortState::Refused
+                }
+                _ => PortState::Unknown,
+            }
+        })
+    });
+    let states = futures_util::future::join_all(attempts).await;
+    if states.contains(&PortState::Open) {
+        PortState::Open
+    } else if states.iter().all(|s| *s == PortState::Refused) {
+        PortState::Refused
+    } else {
+        PortState::Unknown
     }
 }
 

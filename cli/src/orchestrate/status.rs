@@ -150,6 +150,7 @@ mod tests {
             config_hash: None,
             ports: Vec::new(),
             last_health_output: None,
+            addresses: Vec::new(),
         }
     }
 

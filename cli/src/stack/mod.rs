@@ -42,5 +42,5 @@ pub use model::{Network, Resource, Stack, Volume};
 pub use mount::{Mount, MountSource};
 pub use plan::Plan;
 pub use port::PortBinding;
-pub use service::{Condition, Resources, RestartPolicy, Service};
+pub use service::{Condition, Resources, RestartPolicy, Service, UNSERVED_PORTS_LABEL};
 pub use units::{format_bytes, parse_bytes, parse_duration};

@@ -141,30 +141,54 @@ impl Plan {
 
     /// The chain with the largest total `cost` (e.g. each service's measured start-to-ready
     /// time) and that total: the lower bound on the time to bring the selection up.
+    ///
+    /// A dependent waits for the whole cost of a `service_healthy` or
+    /// `service_completed_successfully` dependency, but only for a `service_started` one to
+    /// be started: such a dependency shares its start time with its dependent and is not
+    /// part of the dependent's chain.
     pub fn critical_path_weighted(
         &self,
         cost: impl Fn(&str) -> Duration,
     ) -> (Vec<String>, Duration) {
-        // Finish time of each service when everything starts as soon as it can.
-        let mut finish: BTreeMap<&str, (Duration, Option<&str>)> = BTreeMap::new();
+        // When each service starts and finishes if everything starts as soon as it can, and
+        // the service whose finish its start waits for.
+        struct Times<'a> {
+            start: Duration,
+            finish: Duration,
+            after: Option<&'a str>,
+        }
+        let mut times: BTreeMap<&str, Times> = BTreeMap::new();
         for name in &self.order {
             let before = self.dependencies[name]
-                .keys()
-                .map(|d| (finish[d.as_str()].0, d.as_str()))
-                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(a.1)));
-            let start = before.map_or(Duration::ZERO, |b| b.0);
-            finish.insert(name, (start + cost(name), before.map(|b| b.1)));
+                .iter()
+                .map(|(name, condition)| {
+                    let d = &times[name.as_str()];
+                    match condition {
+                        Condition::Started => (d.start, d.after),
+                        _ => (d.finish, Some(name.as_str())),
+                    }
+                })
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            let (start, after) = before.unwrap_or((Duration::ZERO, None));
+            times.insert(
+                name,
+                Times {
+                    start,
+                    finish: start + cost(name),
+                    after,
+                },
+            );
         }
-        let Some((last, (total, _))) = finish
+        let Some((last, total)) = times
             .iter()
-            .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
-            .map(|(n, v)| (*n, *v))
+            .max_by(|a, b| a.1.finish.cmp(&b.1.finish).then(b.0.cmp(a.0)))
+            .map(|(n, t)| (*n, t.finish))
         else {
             return (Vec::new(), Duration::ZERO);
         };
         let mut chain = vec![last.to_owned()];
         let mut current = last;
-        while let Some(previous) = finish[current].1 {
+        while let Some(previous) = times[current].after {
             chain.push(previous.to_owned());
             current = previous;
         }

@@ -151,7 +151,28 @@ impl Service {
             .as_ref()
             .is_some_and(|h| h.test.is_some() && !h.is_disabled())
     }
+
+    /// The published TCP ports something in the container serves: every `ports` entry but
+    /// the container ports the [`UNSERVED_PORTS_LABEL`] names.
+    pub fn served_ports(&self) -> impl Iterator<Item = &PortBinding> {
+        let unserved: Vec<u16> = self
+            .labels
+            .get(UNSERVED_PORTS_LABEL)
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|p| p.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.ports
+            .iter()
+            .filter(move |p| p.protocol == "tcp" && !unserved.contains(&p.target))
+    }
 }
+
+/// The label naming container ports that are published but that nothing serves (an offline
+/// stand-in without the upstream image's second listener or admin UI): comma-separated.
+pub const UNSERVED_PORTS_LABEL: &str = "io.finctl.unserved-ports";
 
 /// The keys of a Compose service finctl knows (the Compose specification's list). Unknown keys
 /// are errors: a typo like `healtcheck:` would otherwise be ignored silently.

@@ -355,11 +355,18 @@ fn plan_orders_waves_and_finds_the_critical_path() {
     assert_eq!(plan.critical_path(), ["db", "migrate", "api"]);
     assert_eq!(plan.dependents("db"), ["api", "migrate", "worker"]);
 
-    // Weighted: a slow worker makes db -> worker the critical chain.
+    // Weighted: a slow worker is the critical chain on its own: it waits for db only to be
+    // started (short-form depends_on), so db's cost is not on its path.
     let cost = |name: &str| Duration::from_secs(if name == "worker" { 10 } else { 1 });
     let (chain, total) = plan.critical_path_weighted(cost);
-    assert_eq!(chain, ["db", "worker"]);
-    assert_eq!(total, Duration::from_secs(11));
+    assert_eq!(chain, ["worker"]);
+    assert_eq!(total, Duration::from_secs(10));
+    // A slow db (api waits for it to be healthy, and for migrate to complete) leads the
+    // chain db -> migrate -> api.
+    let cost = |name: &str| Duration::from_secs(if name == "db" { 20 } else { 1 });
+    let (chain, total) = plan.critical_path_weighted(cost);
+    assert_eq!(chain, ["db", "migrate", "api"]);
+    assert_eq!(total, Duration::from_secs(22));
 
     // A named service brings its dependencies only.
     let plan = stack.plan(&["migrate".into()]).unwrap();

@@ -4,7 +4,10 @@ configured to stand in for Keycloak on port 8080.
 
 Start-up, in order:
   1. load or create the signing key (RSA 2048, alg RS256) in IDP_DATA_DIR;
-  2. build the Canaille app (sqlite in IDP_DATA_DIR, migrations applied);
+  2. build the Canaille app (sqlite in IDP_DATA_DIR, migrations applied); on a
+     new volume the database starts as a copy of the template the image build
+     made (`idp.py --prepare-template`: migrations and seed already applied),
+     which saves the slowest part of a first start;
   3. apply the seed file idempotently (groups, users, clients);
   4. self-test in-process: discovery, JWKS, a client_credentials token;
   5. only then bind the port, so "port answers" means "can issue tokens".
@@ -25,6 +28,10 @@ Environment (defaults in brackets):
   IDP_ACCESS_TOKEN_LIFETIME  [3600]                  seconds
   IDP_DCR_OPEN               [true]  dynamic client registration without token
   IDP_LOG_LEVEL              [INFO]
+  IDP_TEMPLATE_DB            [/opt/idp/template/canaille.sqlite]
+
+`idp.py --check-only` runs steps 1 to 4 and exits; `idp.py --prepare-template`
+(image build) writes IDP_TEMPLATE_DB from the seed file and exits.
 """
 
 import asyncio
@@ -35,7 +42,10 @@ import os
 import secrets
 import signal
 import sys
+import time
 import tomllib
+
+STARTED = time.monotonic()
 
 log = logging.getLogger("idp")
 
@@ -59,6 +69,7 @@ BIND = env("IDP_BIND", "0.0.0.0:8080")
 DATA_DIR = env("IDP_DATA_DIR", "/var/lib/idp")
 SEED_FILE = env("IDP_SEED_FILE", "/etc/idp/seed.toml")
 JWKS_FILE = env("IDP_JWKS_FILE", os.path.join(DATA_DIR, "jwks.json"))
+TEMPLATE_DB = env("IDP_TEMPLATE_DB", "/opt/idp/template/canaille.sqlite")
 TOKEN_LIFETIME = int(env("IDP_ACCESS_TOKEN_LIFETIME", "3600"))
 DCR_OPEN = env_bool("IDP_DCR_OPEN", True)
 LOG_LEVEL = env("IDP_LOG_LEVEL", "INFO").upper()
@@ -71,18 +82,23 @@ def write_private(path, text):
     os.replace(path + ".tmp", path)
 
 
-def load_or_create_jwks():
-    """Private JWK set; every RSA key gets alg=RS256 (Canaille picks the
-    signing key by alg; without it tokens may be signed with another key)."""
+def new_signing_key():
+    """A private RSA JWK with alg=RS256 (Canaille picks the signing key by
+    alg; without it tokens may be signed with another key)."""
     from joserfc.jwk import RSAKey
 
+    key = RSAKey.generate_key(2048, auto_kid=True)
+    return dict(key.as_dict(private=True), alg="RS256", use="sig")
+
+
+def load_or_create_jwks():
+    """Private JWK set; every RSA key gets alg=RS256 (see new_signing_key)."""
     if os.path.exists(JWKS_FILE):
         with open(JWKS_FILE) as f:
             data = json.load(f)
         keys = data["keys"] if isinstance(data, dict) else data
     else:
-        key = RSAKey.generate_key(2048, auto_kid=True)
-        keys = [dict(key.as_dict(private=True), alg="RS256", use="sig")]
+        keys = [new_signing_key()]
         write_private(JWKS_FILE, json.dumps({"keys": keys}))
         log.info("generated RS256 signing key %s in %s", keys[0]["kid"], JWKS_FILE)
     for k in keys:
@@ -106,7 +122,38 @@ def load_seed():
         return tomllib.load(f)
 
 
-def make_config(seed, jwks, secret_key):
+def skip_attribute_docstrings():
+    """scim2-models asks pydantic to read every field's docstring from the
+    source (`use_attribute_docstrings`), which costs about a second of CPU at
+    each start for descriptions nothing here reads. Turn that off; validation
+    is unchanged."""
+    try:
+        from pydantic._internal import _fields
+
+        _fields.extract_docstrings_from_cls = lambda cls, use_inspect=False: {}
+    except (ImportError, AttributeError):  # another pydantic: just slower
+        log.debug("pydantic docstring extraction left on")
+
+
+def database_path(data_dir):
+    return os.path.join(data_dir, "canaille.sqlite")
+
+
+def start_from_template():
+    """A new volume's database starts as a copy of the image's template
+    (schema migrated, seed applied), written under a temporary name first so an
+    interrupted copy is never mistaken for a database."""
+    target = database_path(DATA_DIR)
+    if os.path.exists(target) or not os.path.exists(TEMPLATE_DB):
+        return False
+    import shutil
+
+    shutil.copyfile(TEMPLATE_DB, target + ".tmp")
+    os.replace(target + ".tmp", target)
+    return True
+
+
+def make_config(seed, jwks, secret_key, data_dir=None):
     admin_groups = seed.get("admin_groups", ["admin"])
     return {
         "SECRET_KEY": secret_key,
@@ -139,7 +186,7 @@ def make_config(seed, jwks, secret_key):
             },
         },
         "CANAILLE_SQL": {
-            "DATABASE_URI": "sqlite:///" + os.path.join(DATA_DIR, "canaille.sqlite"),
+            "DATABASE_URI": "sqlite:///" + database_path(data_dir or DATA_DIR),
             "AUTO_MIGRATE": True,
             "POOL_SIZE": 2,
         },
@@ -362,6 +409,21 @@ def serve(app):
     asyncio.run(main())
 
 
+def prepare_template():
+    """Image build: migrate a new database and apply the seed to it, with a
+    throwaway signing key and secret (neither is stored in the database)."""
+    data_dir = os.path.dirname(TEMPLATE_DB)
+    os.makedirs(data_dir, exist_ok=True)
+    if os.path.exists(database_path(data_dir)):
+        os.remove(database_path(data_dir))
+    seed = load_seed()
+    config = make_config(seed, [new_signing_key()], secrets.token_urlsafe(48), data_dir)
+    apply_seed(create_app(config), seed)
+    if database_path(data_dir) != TEMPLATE_DB:
+        os.replace(database_path(data_dir), TEMPLATE_DB)
+    log.info("template database written to %s", TEMPLATE_DB)
+
+
 def main():
     # Own handler: Canaille's logging setup raises the root logger to WARNING.
     handler = logging.StreamHandler(sys.stderr)
@@ -369,11 +431,32 @@ def main():
     log.addHandler(handler)
     log.setLevel(LOG_LEVEL)
     log.propagate = False
+    skip_attribute_docstrings()
+    if "--prepare-template" in sys.argv:
+        prepare_template()
+        return
     os.makedirs(DATA_DIR, exist_ok=True)
+    phases = []
+    clock = time.monotonic()
+
+    def phase(name):
+        nonlocal clock
+        now = time.monotonic()
+        phases.append(f"{name} {now - clock:.2f}s")
+        clock = now
+
     seed = load_seed()
-    app = create_app(make_config(seed, load_or_create_jwks(), load_or_create_secret_key()))
+    config = make_config(seed, load_or_create_jwks(), load_or_create_secret_key())
+    phase("keys")
+    if start_from_template():
+        phase("database from template")
+    app = create_app(config)
+    phase("app")
     apply_seed(app, seed)
+    phase("seed")
     self_test(app, seed)
+    phase("self-test")
+    log.info("ready after %.2fs (%s)", time.monotonic() - STARTED, ", ".join(phases))
     if "--check-only" in sys.argv:
         return
     serve(app)

@@ -11,7 +11,7 @@ use fleet_bench::fleet::{self, Infra, Role, SERVICES, ServiceContainer};
 use fleet_bench::http_load::HttpLoad;
 use fleet_bench::job_load::JobLoad;
 use fleet_bench::report::{self, HttpRun, JobRun, MemoryRow};
-use fleet_bench::{memory, token};
+use fleet_bench::{cpus, memory, token};
 
 /// The service whose HTTP API and worker are loaded.
 const TARGET_SERVICE: &str = "forex";
@@ -28,14 +28,18 @@ const TOKEN_SOURCE: &str =
     "offline Canaille IdP, password grant for `admin` (RS256, JWKS via OIDC discovery)";
 
 fn main() -> ExitCode {
+    // Before the runtime starts its threads, so that they inherit the affinity.
+    let placement = cpus::pin_load_generator();
+    eprintln!("fleet-bench: {placement}");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let result = rt.block_on(async {
+        let run = run(&placement);
         // Interrupting drops `run`'s future, whose containers remove themselves.
         tokio::select! {
-            r = run() => r,
+            r = run => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         }
     });
@@ -57,7 +61,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(placement: &str) -> anyhow::Result<()> {
     let measure = Duration::from_secs(env_or("FLEET_BENCH_SECONDS", MEASURE_SECONDS)?);
     let jobs = env_or("FLEET_BENCH_JOBS", JOBS)?;
     let engine = Engine::connect().await?;
@@ -144,11 +148,9 @@ async fn run() -> anyhow::Result<()> {
     };
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("# fleet-bench\n");
     println!(
-        "{cores} CPU cores; the load generator runs on the same cores as the containers. \
-         Load average before: {}, after: {}.\n",
+        "{placement}. Load average before: {}, after: {}.\n",
         load_before
             .split_whitespace()
             .take(3)

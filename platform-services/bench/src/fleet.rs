@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bollard::models::{ContainerCreateBody, HostConfig};
+
+use crate::cpus;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, LogsOptionsBuilder, StartContainerOptions,
 };
@@ -80,6 +82,13 @@ impl Infra {
             format!("OIDC_AUDIENCE={}", self.idp.client_id()),
             format!("RULE_ENGINE_URL=http://127.0.0.1:{rule_engine_port}"),
         ]
+        .into_iter()
+        .chain(
+            std::env::var("FLEET_BENCH_WORKER_CONCURRENCY")
+                .ok()
+                .map(|n| format!("WORKER_CONCURRENCY={n}")),
+        )
+        .collect()
     }
 }
 
@@ -175,6 +184,7 @@ impl ServiceContainer {
             )])),
             host_config: Some(HostConfig {
                 network_mode: Some("host".into()),
+                cpuset_cpus: cpus::service_core(),
                 ..Default::default()
             }),
             ..Default::default()

@@ -11,6 +11,7 @@
 //!
 //! Every number is printed next to a baseline from the same run; nothing is asserted.
 
+pub mod cpus;
 pub mod fleet;
 pub mod http_load;
 pub mod job_load;

@@ -190,8 +190,14 @@ pub fn jobs_table(run: &JobRun) -> Table {
 
 pub fn jobs_title(run: &JobRun) -> String {
     format!(
-        "Jobs: `{} worker` container (default WORKER_CONCURRENCY=4), {} operations per scenario, {} clients in flight, one Redis connection each",
-        run.service, run.total, run.in_flight
+        "Jobs: `{} worker` container ({}), {} operations per scenario, {} clients in flight, one Redis connection each",
+        run.service,
+        std::env::var("FLEET_BENCH_WORKER_CONCURRENCY").map_or_else(
+            |_| "its default WORKER_CONCURRENCY".into(),
+            |n| format!("WORKER_CONCURRENCY={n}")
+        ),
+        run.total,
+        run.in_flight
     )
 }
 
