@@ -50,10 +50,12 @@ fn main() -> anyhow::Result<()> {
         .context("FINCTL_BENCH_ROUNDS must be a whole number")?
         .unwrap_or(3)
         .max(1);
+    let runtime = tokio::runtime::Runtime::new()?;
     let bench = Bench {
         root: project.root().to_path_buf(),
         stack,
-        runtime: tokio::runtime::Runtime::new()?,
+        engine: runtime.block_on(Engine::connect())?,
+        runtime,
     };
 
     eprintln!("preparing: build missing offline images, take the stack down (not timed)");
@@ -198,6 +200,7 @@ fn main() -> anyhow::Result<()> {
 struct Bench {
     root: PathBuf,
     stack: Stack,
+    engine: Engine,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -250,11 +253,10 @@ impl Bench {
     /// the containers started, so none is `starting` any more.
     fn wait_settled(&self) -> anyhow::Result<()> {
         self.runtime.block_on(async {
-            let engine = Engine::connect().await?;
             let start = Instant::now();
             loop {
                 let containers =
-                    inventory::project_containers(&engine, &self.stack.project_name).await?;
+                    inventory::project_containers(&self.engine, &self.stack.project_name).await?;
                 if containers
                     .iter()
                     .all(|c| c.health.as_deref() != Some("starting"))
@@ -275,10 +277,9 @@ impl Bench {
         command.args(["up", "-d", "--no-build"]);
         run(command, "docker-compose up -d")?.ok()?;
         self.runtime.block_on(async {
-            let engine = Engine::connect().await?;
             loop {
                 let containers =
-                    inventory::project_containers(&engine, &self.stack.project_name).await?;
+                    inventory::project_containers(&self.engine, &self.stack.project_name).await?;
                 let rows = status::rows(&self.stack, &containers);
                 if rows.iter().all(|r| r.ok) {
                     return Ok(start.elapsed());

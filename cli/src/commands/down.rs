@@ -41,7 +41,8 @@ pub async fn nuke(
     let stack = super::compose::load(global, &args.stack, printer)?;
     let engine = Engine::connect().await?;
     let mut removed = teardown::down(&engine, &stack.project_name, true).await?;
-    removed.images = teardown::remove_managed_images(&engine, &own_images(global, &stack)).await?;
+    let own = own_images(&engine, global, &stack).await?;
+    removed.images = teardown::remove_managed_images(&engine, &own).await?;
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&removed)?);
     } else {
@@ -57,31 +58,39 @@ pub async fn nuke(
     Ok(ExitStatus::Success)
 }
 
-/// The image tags `nuke` may remove: those the stack's services use and those the project's
-/// image recipes build (the base image among them). Only images finctl built are removed.
-fn own_images(global: &GlobalArgs, stack: &Stack) -> BTreeSet<String> {
-    let mut tags: BTreeSet<String> = stack
+/// The images `nuke` may remove: those the stack's services use and those the project's
+/// image recipes build (the base image among them), as image ids: Docker resolves each
+/// reference (`name` means `name:latest`). Only images finctl built are then removed.
+async fn own_images(
+    engine: &Engine,
+    global: &GlobalArgs,
+    stack: &Stack,
+) -> anyhow::Result<BTreeSet<String>> {
+    let mut references: BTreeSet<String> = stack
         .services
         .values()
         .filter_map(|s| s.image.clone())
-        .map(|image| {
-            if image
-                .rsplit('/')
-                .next()
-                .is_some_and(|last| last.contains(':'))
-            {
-                image
-            } else {
-                format!("{image}:latest")
-            }
-        })
         .collect();
     // A project without recipes (or with a broken one: `images build` reports that) still
     // has its stack's images.
     if let Ok(project) = Project::locate(global.project_dir.as_deref())
         && let Ok(catalog) = Catalog::load(&project)
     {
-        tags.extend(catalog.recipes().map(|r| r.tag.clone()));
+        references.extend(catalog.recipes().map(|r| r.tag.clone()));
     }
-    tags
+    let mut ids = BTreeSet::new();
+    for reference in references {
+        match engine.api().inspect_image(&reference).await {
+            Ok(image) => ids.extend(image.id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(err) => {
+                return Err(
+                    anyhow::Error::new(err).context(format!("inspecting image {reference}"))
+                );
+            }
+        }
+    }
+    Ok(ids)
 }

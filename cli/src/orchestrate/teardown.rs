@@ -75,11 +75,11 @@ pub async fn down(engine: &Engine, project: &str, volumes: bool) -> anyhow::Resu
     Ok(removed)
 }
 
-/// Removes the images finctl built (label `io.finctl.managed=true`) that carry one of `tags`:
-/// the stack's and the project's images, never another project's or a pulled one.
+/// Removes the images finctl built (label `io.finctl.managed=true`) among `ids` (the stack's
+/// and the project's images), never another project's or a pulled one.
 pub async fn remove_managed_images(
     engine: &Engine,
-    tags: &std::collections::BTreeSet<String>,
+    ids: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<Vec<String>> {
     let filter = std::collections::HashMap::from([(
         "label".to_owned(),
@@ -92,10 +92,7 @@ pub async fn remove_managed_images(
         ))
         .await
         .context("listing images")?;
-    let images: Vec<_> = images
-        .into_iter()
-        .filter(|i| i.repo_tags.iter().any(|t| tags.contains(t)))
-        .collect();
+    let images: Vec<_> = images.into_iter().filter(|i| ids.contains(&i.id)).collect();
     let mut removed = Vec::new();
     // Children before parents: remove the most recently created first.
     let mut images = images;
