@@ -4,12 +4,10 @@
 //! stand-ins under the platform's service names) with a project name and 127.0.0.1 ports of
 //! its own, so it never touches a developer's running stack, and removes it when it ends.
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+mod common;
+use common::{Project, free_port, stdout};
 
 const STACK: &str = r#"
 services:
@@ -59,116 +57,23 @@ services:
       start_period: 5s
 "#;
 
-/// A Compose project in a temp dir, with its own name and ports; `down --volumes` on drop.
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-    env: Vec<(String, String)>,
+/// The stack above, with PostgreSQL published on `db_port`.
+fn project(db_port: u16) -> Project {
+    Project::new("finctl-shells", STACK)
+        .env("DB_PORT", &db_port.to_string())
+        .env("REDIS_PASSWORD", "shells-secret")
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-impl Project {
-    fn new(db_port: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("compose")).unwrap();
-        std::fs::write(dir.path().join("compose/docker-compose.yml"), STACK).unwrap();
-        let name = format!(
-            "finctl-shells-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let env = vec![
-            ("COMPOSE_PROJECT_NAME".to_owned(), name.clone()),
-            ("DB_PORT".to_owned(), db_port.to_string()),
-            ("CACHE_PORT".to_owned(), free_port().to_string()),
-            ("REDIS_PASSWORD".to_owned(), "shells-secret".to_owned()),
-            ("NO_COLOR".to_owned(), "1".to_owned()),
-        ];
-        Self { dir, name, env }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_finctl"));
-        command
-            .arg("--project-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env_remove("COMPOSE_PROFILES")
-            .env_remove("FINCTL_PROJECT_DIR");
-        command
-    }
-
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        eprintln!(
-            "$ finctl {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with_stdin(args, "")
-    }
-
-    fn up(&self) {
-        let output = self.run(&["up", "--timeout", "2m"]);
-        assert_eq!(output.status.code(), Some(0), "up failed");
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.command(&["down", "--volumes"]).output();
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        if let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-fv"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+fn up(project: &Project) {
+    let output = project.run(&["up", "--timeout", "2m"]);
+    assert_eq!(output.status.code(), Some(0), "up failed");
 }
 
 #[test]
 fn doctor_names_the_process_holding_a_port() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let project = Project::new(port);
+    let project = project(port);
     let output = project.run(&["doctor"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
@@ -187,8 +92,8 @@ fn doctor_names_the_process_holding_a_port() {
 
 #[test]
 fn doctor_passes_on_a_healthy_stack() {
-    let project = Project::new(free_port());
-    project.up();
+    let project = project(free_port());
+    up(&project);
 
     let output = project.run(&["doctor"]);
     assert_eq!(output.status.code(), Some(0), "doctor failed");
@@ -200,8 +105,8 @@ fn doctor_passes_on_a_healthy_stack() {
 
 #[test]
 fn sql_and_redis_shells_answer_through_pipes() {
-    let project = Project::new(free_port());
-    project.up();
+    let project = project(free_port());
+    up(&project);
 
     let output = project.run_with_stdin(&["sql"], "select 41+1\n");
     assert_eq!(output.status.code(), Some(0));
@@ -218,8 +123,8 @@ fn sql_and_redis_shells_answer_through_pipes() {
 
 #[test]
 fn topics_create_then_list_shows_it() {
-    let project = Project::new(free_port());
-    project.up();
+    let project = project(free_port());
+    up(&project);
 
     let output = project.run(&["topics", "create", "shells.created", "--partitions", "2"]);
     assert_eq!(output.status.code(), Some(0));

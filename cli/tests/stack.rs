@@ -5,14 +5,13 @@
 //! touches a developer's running stack, and removes everything it created when it ends.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+mod common;
+use common::Project;
 
 const STACK: &str = r#"
 services:
@@ -80,116 +79,6 @@ services:
 volumes:
   db-data:
 "#;
-
-/// A Compose project in a temp dir, with its own name and ports; `down --volumes` on drop.
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-    env: Vec<(String, String)>,
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-impl Project {
-    fn new() -> Self {
-        Self::with_stack(STACK)
-    }
-
-    fn with_stack(stack: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("compose")).unwrap();
-        std::fs::write(dir.path().join("compose/docker-compose.yml"), stack).unwrap();
-        let name = format!(
-            "finctl-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let env = vec![
-            ("COMPOSE_PROJECT_NAME".to_owned(), name.clone()),
-            ("DB_PORT".to_owned(), free_port().to_string()),
-            ("CACHE_PORT".to_owned(), free_port().to_string()),
-            ("NO_COLOR".to_owned(), "1".to_owned()),
-        ];
-        Self { dir, name, env }
-    }
-
-    fn compose_file(&self) -> PathBuf {
-        self.dir.path().join("compose/docker-compose.yml")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_finctl"));
-        command
-            .arg("--project-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env_remove("COMPOSE_PROFILES")
-            .env_remove("FINCTL_PROJECT_DIR");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let output = self.command(args).output().unwrap();
-        eprintln!(
-            "$ finctl {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    /// Runs and parses stdout as JSON.
-    fn json(&self, args: &[&str]) -> (Option<i32>, Value) {
-        let output = self.run(args);
-        let value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|err| panic!("stdout of {args:?} is not JSON: {err}"));
-        (output.status.code(), value)
-    }
-
-    fn container(&self, service: &str) -> String {
-        format!("{}_{service}_1", self.name)
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.command(&["down", "--volumes"]).output();
-        // Whatever `down` missed (a crash mid-test): remove by label.
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        for kind in [
-            &["ps", "-aq"][..],
-            &["network", "ls", "-q"],
-            &["volume", "ls", "-q"],
-        ] {
-            let Ok(out) = Command::new("docker")
-                .args(kind)
-                .args(["--filter", &filter])
-                .output()
-            else {
-                continue;
-            };
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let remove: &[&str] = match kind[0] {
-                "ps" => &["rm", "-fv"],
-                "network" => &["network", "rm"],
-                _ => &["volume", "rm", "-f"],
-            };
-            let _ = Command::new("docker").args(remove).args(&ids).output();
-        }
-    }
-}
 
 /// The `action` `up --json` reports for each service.
 fn actions(report: &Value) -> Vec<(String, String)> {
@@ -277,7 +166,7 @@ fn check_status_schema(rows: &Value) {
 
 #[test]
 fn up_down_round_trip_seen_by_docker_compose() {
-    let project = Project::new();
+    let project = Project::new("finctl-test", STACK);
     // Before up: every service missing, health fails.
     let (code, rows) = project.json(&["--json", "health"]);
     assert_eq!(code, Some(1));
@@ -323,7 +212,7 @@ fn up_down_round_trip_seen_by_docker_compose() {
     assert_eq!(row("bootstrap")["exit_code"], 0);
     assert_eq!(row("bootstrap")["one_shot"], true);
     assert_eq!(row("cache")["state"], "running");
-    let cache_port = &project.env[2].1;
+    let cache_port = project.var("CACHE_PORT");
     assert_eq!(
         row("cache")["ports"],
         serde_json::json!([format!("127.0.0.1:{cache_port}->6379/tcp")])
@@ -360,7 +249,7 @@ fn up_down_round_trip_seen_by_docker_compose() {
         .arg("-f")
         .arg(project.compose_file())
         .arg("ps")
-        .envs(project.env.iter().map(|(k, v)| (k, v)))
+        .envs(project.vars())
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&compose.stdout);
@@ -386,7 +275,7 @@ fn up_down_round_trip_seen_by_docker_compose() {
 
 #[test]
 fn up_is_idempotent_recreates_changed_and_repairs_killed() {
-    let project = Project::new();
+    let project = Project::new("finctl-test", STACK);
     let (code, report) = project.json(&["--json", "up", "--timeout", "2m"]);
     assert_eq!(code, Some(0), "{report}");
     let db_id = docker_ids(&["inspect", "-f", "{{.Id}}", &project.container("db")]);
@@ -410,7 +299,7 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
     );
 
     // A changed service is recreated, and only it.
-    let override_file = project.dir.path().join("greeting.yml");
+    let override_file = project.dir().join("greeting.yml");
     std::fs::write(
         &override_file,
         "services:\n  cache:\n    environment:\n      GREETING: changed\n",
@@ -509,7 +398,7 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
 
 #[test]
 fn failing_healthcheck_fails_up_and_leaves_the_rest_running() {
-    let project = Project::new();
+    let project = Project::new("finctl-test", STACK);
     let output = project.run(&["up", "--profile", "broken", "--timeout", "2m"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -541,7 +430,7 @@ fn failing_healthcheck_fails_up_and_leaves_the_rest_running() {
 
 #[test]
 fn crash_looping_service_fails_fast() {
-    let project = Project::new();
+    let project = Project::new("finctl-test", STACK);
     let started = Instant::now();
     let output = project.run(&["up", "--timeout", "2m", "crashing"]);
     assert_eq!(output.status.code(), Some(1));
@@ -557,7 +446,7 @@ fn crash_looping_service_fails_fast() {
 
 #[test]
 fn bad_input_fails_before_touching_docker() {
-    let project = Project::new();
+    let project = Project::new("finctl-test", STACK);
     let output = project.run(&["up", "cahce"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -567,7 +456,7 @@ fn bad_input_fails_before_touching_docker() {
     let output = project.run(&["up", "--timeout", "soon"]);
     assert_eq!(output.status.code(), Some(2));
 
-    let broken = project.dir.path().join("cycle.yml");
+    let broken = project.dir().join("cycle.yml");
     std::fs::write(&broken, "services:\n  db:\n    depends_on: [cache]\n").unwrap();
     let output = project.run(&["up", "-f", broken.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
@@ -609,8 +498,10 @@ fn nuke_removes_the_stack_and_only_its_own_images() {
     let _ = Command::new("docker").args(["rm", &scratch[0]]).output();
     assert!(committed.status.success(), "docker commit: {committed:?}");
 
-    let project = Project::with_stack(&format!(
-        r#"
+    let project = Project::new(
+        "finctl-test",
+        &format!(
+            r#"
 services:
   app:
     image: {tag}
@@ -621,7 +512,8 @@ services:
 volumes:
   app-data:
 "#
-    ));
+        ),
+    );
     let (code, report) = project.json(&["--json", "up", "--timeout", "1m"]);
     assert_eq!(code, Some(0), "up failed: {report}");
     let filter = format!("label=com.docker.compose.project={}", project.name);

@@ -30,7 +30,7 @@ enum Op {
 }
 
 impl JobLoad {
-    /// `<service>.add` jobs: `LPUSH` the envelope, block on its done list, `GET` the result.
+    /// `<service>.add` jobs: `LPUSH` the envelope and block on its done list, pipelined.
     pub async fn add_round_trips(&self) -> anyhow::Result<Outcome> {
         self.run(Op::Add).await
     }
@@ -95,7 +95,9 @@ async fn ping(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<bo
     Ok(pong == "PONG")
 }
 
-/// One `add` job, `[i, 1]`; true when the result says `succeeded` with `i + 1`.
+/// One `add` job, `[i, 1]`, in one round trip: `LPUSH` the envelope and block on the job's
+/// done list in one pipeline; the done list's element is the result. True when it says
+/// `succeeded` with `i + 1`.
 async fn add(
     conn: &mut redis::aio::MultiplexedConnection,
     service: &str,
@@ -105,12 +107,11 @@ async fn add(
     let queue = format!("{service}-tasks");
     let done = format!("{queue}:done:{id}");
     let envelope = json!({"id": id, "task": format!("{service}.add"), "args": [i, 1]});
-    let _: i64 = redis::cmd("LPUSH")
+    let (_, hit): (i64, Option<String>) = redis::pipe()
+        .cmd("LPUSH")
         .arg(&queue)
         .arg(envelope.to_string())
-        .query_async(conn)
-        .await?;
-    let hit: Option<String> = redis::cmd("BLMOVE")
+        .cmd("BLMOVE")
         .arg(&done)
         .arg(&done)
         .arg("RIGHT")
@@ -118,18 +119,10 @@ async fn add(
         .arg(JOB_TIMEOUT.as_secs_f64())
         .query_async(conn)
         .await?;
-    anyhow::ensure!(
-        hit.is_some(),
-        "job {id} not finished after {JOB_TIMEOUT:?}; is the worker running?"
-    );
-    let raw: Option<String> = redis::cmd("GET")
-        .arg(format!("{queue}:result:{id}"))
-        .query_async(conn)
-        .await?;
-    let result: Value = raw
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()?
-        .unwrap_or(Value::Null);
+    let raw = hit.with_context(|| {
+        format!("job {id} not finished after {JOB_TIMEOUT:?}; is the worker running?")
+    })?;
+    let result: Value = serde_json::from_str(&raw)
+        .with_context(|| format!("job {id}: the done list holds {raw:?}, not a result"))?;
     Ok(result["status"] == "succeeded" && result["result"] == json!(i + 1))
 }

@@ -239,3 +239,170 @@ async fn stopping_hands_unfinished_jobs_back() {
     assert!(workers.is_empty(), "deregistered: {workers:?}");
     let _ = id;
 }
+
+/// Calls of one Redis command so far, from `INFO commandstats`.
+async fn command_calls(redis: &RedisHandle, command: &str) -> u64 {
+    let mut c = redis.conn().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_busy_worker_claims_the_next_job_as_it_records_the_last() {
+    let (svc, redis, client, _g) = setup().await;
+    let mut tasks = TaskRegistry::default();
+    sample::register(&mut tasks, &svc);
+    let mut ids = vec![];
+    for i in 0..100 {
+        ids.push(
+            client
+                .enqueue(&format!("{svc}.add"), json!([i, 1]))
+                .await
+                .unwrap(),
+        );
+    }
+    let blocking_claims_before = command_calls(&redis, "blmove").await;
+    let w = start(
+        &svc,
+        &redis,
+        tasks,
+        WorkerOptions {
+            concurrency: 1,
+            ..fast()
+        },
+    );
+    // Jobs run in order, so the last one finishing means all did; polled with GET, as a
+    // blocking wait would itself count as a BLMOVE.
+    let last = ids.last().unwrap().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client.result(&last).await.unwrap().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "100 jobs not done");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let blocking_claims = command_calls(&redis, "blmove").await - blocking_claims_before;
+    w.stop().await;
+    for (i, id) in ids.iter().enumerate() {
+        let r = client.result(id).await.unwrap().expect("result stored");
+        assert_eq!(
+            (r.status, r.result),
+            (JobStatus::Succeeded, Some(json!(i + 1)))
+        );
+    }
+    let mut c = redis.conn().await.unwrap();
+    let counted: usize = c.hlen(client.keys().deliveries()).await.unwrap();
+    assert_eq!(counted, 0, "delivery counts are cleared with each outcome");
+    // Another test may share a Redis named by FINCTL_TEST_REDIS_URL; count only on our own.
+    if std::env::var("FINCTL_TEST_REDIS_URL").is_err() {
+        assert!(
+            blocking_claims < 10,
+            "{blocking_claims} blocking claims for 100 queued jobs: each outcome script should \
+             have claimed the next job"
+        );
+    }
+}
+
+#[tokio::test]
+async fn call_enqueues_and_waits_in_one_round_trip_and_the_done_list_carries_the_result() {
+    let (svc, redis, client, _g) = setup().await;
+    let mut tasks = TaskRegistry::default();
+    sample::register(&mut tasks, &svc);
+    let w = start(&svc, &redis, tasks, fast());
+    let (id, r) = client
+        .call(
+            &format!("{svc}.add"),
+            json!([40, 2]),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let r = r.expect("finished within the timeout");
+    assert_eq!(
+        (r.id.as_str(), r.status, r.result.clone()),
+        (id.as_str(), JobStatus::Succeeded, Some(json!(42)))
+    );
+    // The wire format: the done list's one element is the same JSON as the result key.
+    let mut c = redis.conn().await.unwrap();
+    let done: Vec<String> = c.lrange(client.keys().done(&id), 0, -1).await.unwrap();
+    let stored: String = c.get(client.keys().result(&id)).await.unwrap();
+    assert_eq!(done, vec![stored.clone()]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stored).unwrap()["result"],
+        42
+    );
+    // Nobody works on an unknown queue: the call times out with no result.
+    let (_, none) = JobClient::new(&infra::unique("idle"), redis.clone())
+        .call("idle.add", json!([1, 1]), Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_killing_its_workers_is_dead_lettered() {
+    let (svc, redis, client, _g) = setup().await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut tasks = TaskRegistry::default();
+    sample::register(&mut tasks, &svc);
+    let (s, r) = (started.clone(), runs.clone());
+    tasks.register("crashes", move |_| {
+        let (s, r) = (s.clone(), r.clone());
+        async move {
+            r.fetch_add(1, Ordering::SeqCst);
+            s.notify_one();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(json!(null))
+        }
+    });
+    let one = WorkerOptions {
+        concurrency: 1,
+        ..fast()
+    };
+    // A quick job first, so the first delivery of the crashing one is claimed by the
+    // script that records the quick job's outcome; later ones by a blocking claim.
+    let quick = client
+        .enqueue(&format!("{svc}.add"), json!([1, 1]))
+        .await
+        .unwrap();
+    let crash = JobEnvelope {
+        max_attempts: 2,
+        ..JobEnvelope::new("crashes", json!(null))
+    };
+    let id = client.enqueue_envelope(&crash).await.unwrap();
+    for delivery in 1..=2 {
+        let w = start(&svc, &redis, tasks.clone(), one.clone());
+        started.notified().await;
+        assert_eq!(runs.load(Ordering::SeqCst), delivery);
+        w.task.abort();
+    }
+    let last = start(&svc, &redis, tasks, one);
+    let r = client
+        .wait(&id, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .expect("buried once the leases lapsed");
+    assert_eq!(r.status, JobStatus::Dead);
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("delivered 3 times"),
+        "{r:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "not run a third time");
+    let dead = client.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, id);
+    let q = client.result(&quick).await.unwrap().expect("quick job ran");
+    assert_eq!(q.result, Some(json!(2)));
+    last.stop().await;
+}

@@ -47,20 +47,59 @@ impl JobClient {
     /// Block until job `id` is finished (succeeded or dead), up to `timeout`.
     pub async fn wait(&self, id: &str, timeout: Duration) -> redis::RedisResult<Option<JobResult>> {
         let mut c = self.redis.dedicated(timeout).await?;
+        let hit: Option<String> = self.wait_cmd(id, timeout).query_async(&mut c).await?;
+        self.finished(id, hit).await
+    }
+
+    /// Enqueue `task` and wait for its outcome in one round trip (the enqueue and the wait
+    /// are pipelined on a connection of their own); `None` when not finished within `timeout`.
+    pub async fn call(
+        &self,
+        task: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> redis::RedisResult<(String, Option<JobResult>)> {
+        let job = JobEnvelope::new(task, args);
+        let raw = serde_json::to_string(&job).expect("envelope serialises");
+        let mut c = self.redis.dedicated(timeout).await?;
+        let (_, hit): (i64, Option<String>) = redis::pipe()
+            .cmd("LPUSH")
+            .arg(self.keys.queue())
+            .arg(raw)
+            .add_command(self.wait_cmd(&job.id, timeout))
+            .query_async(&mut c)
+            .await?;
+        let result = self.finished(&job.id, hit).await?;
+        Ok((job.id, result))
+    }
+
+    /// BLMOVE from the done list to itself waits without consuming, so many may wait on one
+    /// job; the element is the result JSON.
+    fn wait_cmd(&self, id: &str, timeout: Duration) -> redis::Cmd {
         let done = self.keys.done(id);
-        // BLMOVE from a list to itself waits without consuming, so many may wait on one job.
-        let hit: Option<String> = redis::cmd("BLMOVE")
-            .arg(&done)
+        let mut cmd = redis::cmd("BLMOVE");
+        cmd.arg(&done)
             .arg(&done)
             .arg("RIGHT")
             .arg("LEFT")
-            .arg(timeout.as_secs_f64())
-            .query_async(&mut c)
-            .await?;
-        if hit.is_none() {
-            return Ok(None);
+            .arg(timeout.as_secs_f64());
+        cmd
+    }
+
+    /// The result carried by a done-list element; a bare marker (as written before results
+    /// rode on the done list) is resolved with `GET`.
+    async fn finished(
+        &self,
+        id: &str,
+        hit: Option<String>,
+    ) -> redis::RedisResult<Option<JobResult>> {
+        match hit {
+            None => Ok(None),
+            Some(raw) => match serde_json::from_str(&raw) {
+                Ok(r) => Ok(Some(r)),
+                Err(_) => self.result(id).await,
+            },
         }
-        self.result(id).await
     }
 
     /// Envelopes in the dead-letter list, newest first.

@@ -1,50 +1,80 @@
 //! Lua scripts: each state change of a job is one atomic step in Redis.
+//!
+//! A busy worker needs one round trip per job: the script that records a job's outcome also
+//! claims the next job ([`claim_next`], the tail of `COMPLETE`, `RETRY` and `BURY`), so a
+//! worker only blocks on `BLMOVE` when the queue was empty.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS: processing, result, done, deliveries. ARGV: raw envelope, result JSON, ttl ms, id.
+/// The tail of the outcome scripts: when `claim` (an `ARGV` slot) is `1`, move the oldest
+/// queued job to this worker's processing list and count its delivery. Returns
+/// `{envelope, deliveries}`, or nil when there is nothing to claim. An envelope that is not
+/// JSON with a string `id` is still claimed, with 0 deliveries: the worker dead-letters it.
+fn claim_next(queue: &str, processing: &str, deliveries: &str, claim: &str) -> String {
+    format!(
+        r"
+if {claim} ~= '1' then return false end
+local m = redis.call('LMOVE', {queue}, {processing}, 'RIGHT', 'LEFT')
+if not m then return false end
+local ok, job = pcall(cjson.decode, m)
+local n = 0
+if ok and type(job) == 'table' and type(job.id) == 'string' then
+  n = redis.call('HINCRBY', {deliveries}, job.id, 1)
+end
+return {{m, n}}
+"
+    )
+}
+
+/// Records success, signals waiters with the result, claims the next job.
+/// KEYS: processing, result, done, deliveries, queue.
+/// ARGV: raw envelope, result JSON, ttl ms, id, claim next ('1' or '0').
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('DEL', KEYS[3])
-redis.call('RPUSH', KEYS[3], '1')
+redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('HDEL', KEYS[4], ARGV[4])
-return 1
-",
-    )
+{}",
+        claim_next("KEYS[5]", "KEYS[1]", "KEYS[4]", "ARGV[5]")
+    ))
 });
 
-/// KEYS: processing, scheduled, result. ARGV: raw envelope, next envelope, due ms, result JSON, ttl ms.
+/// Schedules a retry, claims the next job.
+/// KEYS: processing, scheduled, result, deliveries, queue.
+/// ARGV: raw envelope, next envelope, due ms, result JSON, ttl ms, claim next ('1' or '0').
 pub static RETRY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-return 1
-",
-    )
+{}",
+        claim_next("KEYS[5]", "KEYS[1]", "KEYS[4]", "ARGV[6]")
+    ))
 });
 
-/// KEYS: processing, dead, result, done, deliveries. ARGV: raw, dead envelope, result JSON, ttl ms, id.
+/// Dead-letters a job, signals waiters with the result, claims the next job.
+/// KEYS: processing, dead, result, done, deliveries, queue.
+/// ARGV: raw, dead envelope, result JSON, ttl ms, id, claim next ('1' or '0').
 pub static BURY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('DEL', KEYS[4])
-redis.call('RPUSH', KEYS[4], '1')
+redis.call('RPUSH', KEYS[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('HDEL', KEYS[5], ARGV[5])
-return 1
-",
-    )
+{}",
+        claim_next("KEYS[6]", "KEYS[1]", "KEYS[5]", "ARGV[6]")
+    ))
 });
 
 /// Moves due retries back to the queue. KEYS: scheduled, queue. ARGV: now ms, batch size.

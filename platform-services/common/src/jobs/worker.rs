@@ -242,10 +242,24 @@ async fn upkeep(s: Arc<Shared>, mut c: ConnectionManager) {
     }
 }
 
+/// A job taken from the queue and now in this worker's processing list.
+struct Claimed {
+    raw: String,
+    /// Times delivered, this one included, when the claim already counted it.
+    deliveries: Option<u32>,
+}
+
 async fn consume(s: Arc<Shared>, mut c: ConnectionManager, stop: watch::Receiver<bool>) {
     let processing = s.keys.processing(&s.id);
     let mut blocking = None;
+    // The job claimed together with the previous job's outcome, if the queue had one.
+    let mut next: Option<Claimed> = None;
     while !*stop.borrow() {
+        if let Some(job) = next.take() {
+            let claim_next = !*stop.borrow();
+            next = process(&s, &mut c, job, claim_next).await;
+            continue;
+        }
         if blocking.is_none() {
             match s.redis.dedicated(s.opts.poll).await {
                 Ok(b) => blocking = Some(b),
@@ -266,7 +280,14 @@ async fn consume(s: Arc<Shared>, mut c: ConnectionManager, stop: watch::Receiver
             .query_async(b)
             .await;
         match claimed {
-            Ok(Some(raw)) => process(&s, &mut c, raw).await,
+            Ok(Some(raw)) => {
+                let job = Claimed {
+                    raw,
+                    deliveries: None,
+                };
+                let claim_next = !*stop.borrow();
+                next = process(&s, &mut c, job, claim_next).await;
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "waiting for jobs failed; reconnecting");
@@ -275,19 +296,37 @@ async fn consume(s: Arc<Shared>, mut c: ConnectionManager, stop: watch::Receiver
             }
         }
     }
+    // A job claimed as the stop came stays in the processing list; `Worker::run` hands it
+    // back to the queue.
 }
 
-async fn process(s: &Shared, c: &mut ConnectionManager, raw: String) {
+/// Runs one job and records its outcome; when `claim_next`, the same script claims the next
+/// job, returned here.
+async fn process(
+    s: &Shared,
+    c: &mut ConnectionManager,
+    job: Claimed,
+    claim_next: bool,
+) -> Option<Claimed> {
     let span = tracing::info_span!(
         "job",
         job_id = tracing::field::Empty,
         task = tracing::field::Empty
     );
-    run_job(s, c, raw, span.clone()).instrument(span).await
+    run_job(s, c, job, claim_next, span.clone())
+        .instrument(span)
+        .await
 }
 
-async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: tracing::Span) {
+async fn run_job(
+    s: &Shared,
+    c: &mut ConnectionManager,
+    claimed: Claimed,
+    claim_next: bool,
+    span: tracing::Span,
+) -> Option<Claimed> {
     let processing = s.keys.processing(&s.id);
+    let raw = claimed.raw;
     let job: JobEnvelope = match serde_json::from_str(&raw) {
         Ok(j) => j,
         Err(e) => {
@@ -301,12 +340,15 @@ async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: traci
             if let Err(e) = r {
                 tracing::error!(error = %e, "could not move unreadable job");
             }
-            return;
+            return None;
         }
     };
     span.record("job_id", job.id.as_str());
     span.record("task", job.task.as_str());
-    let deliveries: u32 = c.hincr(s.keys.deliveries(), &job.id, 1).await.unwrap_or(1);
+    let deliveries = match claimed.deliveries {
+        Some(n) => n,
+        None => c.hincr(s.keys.deliveries(), &job.id, 1).await.unwrap_or(1),
+    };
     let start = Instant::now();
     let outcome = if deliveries > job.max_attempts.max(1) {
         Err(TaskError::fatal(format!(
@@ -329,6 +371,7 @@ async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: traci
     let elapsed = start.elapsed().as_secs_f64();
     let attempts = job.attempts + 1;
     let ttl = s.opts.result_ttl.as_millis() as u64;
+    let claim = if claim_next { "1" } else { "0" };
     let result = |status, result, error| JobResult {
         id: job.id.clone(),
         task: job.task.clone(),
@@ -338,7 +381,7 @@ async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: traci
         attempts,
         finished_at: Utc::now(),
     };
-    let (label, r): (&str, redis::RedisResult<i64>) = match outcome {
+    let (label, r): (&str, redis::RedisResult<Option<(String, u32)>>) = match outcome {
         Ok(value) => {
             tracing::debug!(ms = elapsed * 1000.0, "job succeeded");
             let res = serde_json::to_string(&result(JobStatus::Succeeded, Some(value), None))
@@ -348,10 +391,12 @@ async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: traci
                 .key(s.keys.result(&job.id))
                 .key(s.keys.done(&job.id))
                 .key(s.keys.deliveries())
+                .key(s.keys.queue())
                 .arg(&raw)
                 .arg(res)
                 .arg(ttl)
                 .arg(&job.id)
+                .arg(claim)
                 .invoke_async(c)
                 .await;
             ("succeeded", r)
@@ -371,11 +416,14 @@ async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: traci
                 .key(&processing)
                 .key(s.keys.scheduled())
                 .key(s.keys.result(&job.id))
+                .key(s.keys.deliveries())
+                .key(s.keys.queue())
                 .arg(&raw)
                 .arg(serde_json::to_string(&next).expect("serialises"))
                 .arg(due)
                 .arg(res)
                 .arg(ttl)
+                .arg(claim)
                 .invoke_async(c)
                 .await;
             ("retried", r)
@@ -395,23 +443,32 @@ async fn run_job(s: &Shared, c: &mut ConnectionManager, raw: String, span: traci
                 .key(s.keys.result(&job.id))
                 .key(s.keys.done(&job.id))
                 .key(s.keys.deliveries())
+                .key(s.keys.queue())
                 .arg(&raw)
                 .arg(serde_json::to_string(&dead).expect("serialises"))
                 .arg(res)
                 .arg(ttl)
                 .arg(&job.id)
+                .arg(claim)
                 .invoke_async(c)
                 .await;
             ("dead", r)
         }
     };
-    if let Err(e) = r {
-        // The job stays in this worker's processing list and is handed back on stop or
-        // delivered again when the lease lapses: at-least-once, never lost.
-        tracing::error!(error = %e, "could not record the job's outcome");
-    }
     if let Some(m) = &s.metrics {
         m.observe_job(&job.task, label, elapsed);
+    }
+    match r {
+        Ok(next) => next.map(|(raw, n)| Claimed {
+            raw,
+            deliveries: (n > 0).then_some(n),
+        }),
+        Err(e) => {
+            // The job stays in this worker's processing list and is handed back on stop or
+            // delivered again when the lease lapses: at-least-once, never lost.
+            tracing::error!(error = %e, "could not record the job's outcome");
+            None
+        }
     }
 }
 
