@@ -11,7 +11,7 @@ use fleet_bench::fleet::{self, Infra, Role, SERVICES, ServiceContainer};
 use fleet_bench::http_load::HttpLoad;
 use fleet_bench::job_load::JobLoad;
 use fleet_bench::report::{self, HttpRun, JobRun, MemoryRow};
-use fleet_bench::{cpus, memory, token};
+use fleet_bench::{cpus, memory, token, wrk};
 
 /// The service whose HTTP API and worker are loaded.
 const TARGET_SERVICE: &str = "forex";
@@ -29,12 +29,24 @@ const TOKEN_SOURCE: &str =
 
 fn main() -> ExitCode {
     // Before the runtime starts its threads, so that they inherit the affinity.
-    let placement = cpus::pin_load_generator();
+    let mut placement = cpus::pin_load_generator();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match env_or("FLEET_BENCH_CLIENT_THREADS", 0usize) {
+        Ok(0) => {}
+        Ok(n) => {
+            builder.worker_threads(n);
+            placement.push_str(&format!("; load generator on {n} thread(s)"));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Ok(n) = std::env::var("FLEET_BENCH_SERVICE_THREADS") {
+        placement.push_str(&format!("; services' runtimes on {n} thread(s)"));
+    }
     eprintln!("fleet-bench: {placement}");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = builder.enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async {
         let run = run(&placement);
         // Interrupting drops `run`'s future, whose containers remove themselves.
@@ -120,13 +132,23 @@ async fn run(placement: &str) -> anyhow::Result<()> {
     eprintln!("fleet-bench: GET /health, {CONNECTIONS} connections");
     let health = load("/health", None).run().await?;
     eprintln!("fleet-bench: GET /me, {CONNECTIONS} connections");
-    let me = load("/me", Some(token)).run().await?;
+    let me = load("/me", Some(token.clone())).run().await?;
+    let wrk = if wrk::installed() {
+        eprintln!("fleet-bench: the same two with wrk, as a cross-check");
+        let health = wrk::run(addr, "/health", None, CONNECTIONS, measure).await?;
+        let me = wrk::run(addr, "/me", Some(&token), CONNECTIONS, measure).await?;
+        Some((health, me))
+    } else {
+        eprintln!("fleet-bench: wrk not installed; no cross-check (apt-get install wrk)");
+        None
+    };
     let http = HttpRun {
         service: TARGET_SERVICE,
         connections: CONNECTIONS,
         measure,
         health,
         me,
+        wrk,
     };
 
     let job_load = JobLoad {

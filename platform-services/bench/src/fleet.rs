@@ -88,6 +88,12 @@ impl Infra {
                 .ok()
                 .map(|n| format!("WORKER_CONCURRENCY={n}")),
         )
+        // tokio reads it for the size of the services' runtime (default: one per core).
+        .chain(
+            std::env::var("FLEET_BENCH_SERVICE_THREADS")
+                .ok()
+                .map(|n| format!("TOKIO_WORKER_THREADS={n}")),
+        )
         .collect()
     }
 }

@@ -4,7 +4,8 @@
 //! `finctl-testkit`, runs every service image as a `serve` and a `worker` container on the host
 //! network (all traffic stays on 127.0.0.1), and measures:
 //!
-//! - HTTP: authenticated `GET /me` against unauthenticated `GET /health` on the same service;
+//! - HTTP: authenticated `GET /me` against unauthenticated `GET /health` on the same service,
+//!   by our own load generator and, when installed, by `wrk` as a cross-check;
 //! - jobs: `<service>.add` round trips through the Redis wire format (JOBS.md) against a Redis
 //!   `PING` round trip;
 //! - memory: each container's idle footprint.
@@ -19,3 +20,4 @@ pub mod latency;
 pub mod memory;
 pub mod report;
 pub mod token;
+pub mod wrk;
