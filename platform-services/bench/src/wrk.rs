@@ -84,9 +84,7 @@ fn duration(v: &str) -> anyhow::Result<Duration> {
         .find(|c: char| c.is_ascii_alphabetic())
         .with_context(|| format!("no unit in {v:?}"))?;
     let (n, unit) = v.split_at(split);
-    let n: f64 = n
-        .parse()
-        .with_context(|| format!("not a number: {v:?}"))?;
+    let n: f64 = n.parse().with_context(|| format!("not a number: {v:?}"))?;
     let secs = match unit {
         "us" => n / 1e6,
         "ms" => n / 1e3,

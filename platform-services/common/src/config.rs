@@ -318,11 +318,74 @@ impl JobConfig {
     }
 }
 
-/// Optional OTLP endpoint, validated so a typo shows at start.
-pub fn otlp_endpoint(env: &dyn EnvSource) -> Result<Option<String>, ConfigError> {
-    env.var(env::OTEL_EXPORTER_OTLP_ENDPOINT)
-        .map(|u| http_url(env::OTEL_EXPORTER_OTLP_ENDPOINT, u))
-        .transpose()
+/// How spans reach the collector (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC, the default: the seeds point every service at `otel-collector:4317`.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, `POST <endpoint>/v1/traces`.
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// The value as `OTEL_EXPORTER_OTLP_PROTOCOL` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+impl std::fmt::Display for OtlpProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Trace export; `None` when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (nothing is exported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// The collector's base URL, without a trailing `/`.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+}
+
+impl OtlpConfig {
+    /// Both variables are validated even when only one is set, so a typo shows at start.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Option<Self>, ConfigError> {
+        let name = env::OTEL_EXPORTER_OTLP_PROTOCOL;
+        let protocol = match env.var(name) {
+            None => OtlpProtocol::default(),
+            Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+                "grpc" => OtlpProtocol::Grpc,
+                "http/protobuf" => OtlpProtocol::HttpProtobuf,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        value: raw,
+                        reason: "expected grpc or http/protobuf (http/json is not supported)"
+                            .into(),
+                    });
+                }
+            },
+        };
+        let name = env::OTEL_EXPORTER_OTLP_ENDPOINT;
+        let Some(endpoint) = env.var(name).map(|u| http_url(name, u)).transpose()? else {
+            return Ok(None);
+        };
+        if protocol == OtlpProtocol::Grpc && endpoint.starts_with("https:") {
+            return Err(ConfigError::Invalid {
+                name,
+                value: endpoint,
+                reason: "gRPC export is built without TLS: use an http:// collector, or \
+                         OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for https"
+                    .into(),
+            });
+        }
+        Ok(Some(Self { endpoint, protocol }))
+    }
 }
 
 #[cfg(test)]
@@ -405,6 +468,90 @@ mod tests {
         let env = &[("OIDC_ISSUER", "http://idp")];
         let err = OidcConfig::from_env(env).unwrap_err();
         assert!(err.to_string().starts_with("OIDC_AUDIENCE is not set"));
+    }
+
+    #[test]
+    fn otlp_is_off_without_an_endpoint() {
+        let env = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+        assert_eq!(OtlpConfig::from_env(env).unwrap(), None);
+    }
+
+    #[test]
+    fn otlp_protocol_defaults_to_grpc() {
+        let env = &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector:4317/")];
+        let cfg = OtlpConfig::from_env(env).unwrap().unwrap();
+        assert_eq!(cfg.endpoint, "http://otel-collector:4317");
+        assert_eq!(cfg.protocol, OtlpProtocol::Grpc);
+    }
+
+    #[test]
+    fn otlp_protocol_accepts_the_standard_spellings() {
+        for (raw, expected) in [
+            ("grpc", OtlpProtocol::Grpc),
+            (" GRPC ", OtlpProtocol::Grpc),
+            ("http/protobuf", OtlpProtocol::HttpProtobuf),
+        ] {
+            let env = &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", raw),
+            ];
+            let cfg = OtlpConfig::from_env(env).unwrap().unwrap();
+            assert_eq!(cfg.protocol, expected, "{raw}");
+        }
+        let env = &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.example:4318",
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ];
+        assert!(OtlpConfig::from_env(env).unwrap().is_some());
+    }
+
+    #[test]
+    fn unknown_otlp_protocol_names_the_variable() {
+        for raw in ["http/json", "http", "tcp"] {
+            let env = &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", raw),
+            ];
+            let err = OtlpConfig::from_env(env).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL={raw:?} is not valid: \
+                     expected grpc or http/protobuf (http/json is not supported)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn otlp_endpoint_must_be_an_http_url() {
+        let env = &[("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector:4317")];
+        let err = OtlpConfig::from_env(env).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("OTEL_EXPORTER_OTLP_ENDPOINT=\"otel-collector:4317\" is not valid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn grpc_over_https_is_refused_with_a_hint() {
+        let env = &[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector.example:4317",
+        )];
+        let err = OtlpConfig::from_env(env).unwrap_err();
+        let ConfigError::Invalid { name, reason, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*name, "OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert!(
+            reason.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -32,8 +32,12 @@ pub const OIDC_DISCOVERY_URL: &str = "OIDC_DISCOVERY_URL";
 /// JWKS URL; when set, discovery is skipped.
 pub const OIDC_JWKS_URL: &str = "OIDC_JWKS_URL";
 
-/// OTLP collector; validated and logged. Trace export itself is not built in yet.
+/// OTLP collector base URL (e.g. `http://otel-collector:4317`). When set, `serve` and `worker`
+/// export their spans to it as traces; when unset, nothing OpenTelemetry is built.
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `grpc` (default, as the seeds' collector on 4317) or `http/protobuf` (POST to
+/// `<endpoint>/v1/traces`, usually port 4318).
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
 /// Log filter (tracing `EnvFilter` syntax, default `info`).
 pub const RUST_LOG: &str = "RUST_LOG";

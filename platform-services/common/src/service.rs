@@ -17,7 +17,7 @@ use utoipa::openapi::OpenApi;
 use crate::auth::{JwksOptions, TokenVerifier};
 use crate::config::{
     self, ConfigError, DbConfig, EnvSource, HttpConfig, JobConfig, KafkaConfig, OidcConfig,
-    ProcessEnv, RedisConfig,
+    OtlpConfig, ProcessEnv, RedisConfig,
 };
 use crate::events::{KafkaProbe, OutboxRelay, ensure_topics};
 use crate::health::{PostgresProbe, Readiness, RedisProbe};
@@ -150,14 +150,25 @@ async fn serve(spec: &ServiceSpec) -> Result<(), Failure> {
     let redis_cfg = RedisConfig::from_env(env.as_ref())?;
     let kafka_cfg = KafkaConfig::from_env(env.as_ref())?;
     let oidc = OidcConfig::from_env(env.as_ref())?;
-    let otlp = config::otlp_endpoint(env.as_ref())?;
+    let otlp = OtlpConfig::from_env(env.as_ref())?;
     let migrate_on_start = config::flag(env.as_ref(), env::MIGRATE_ON_START, true)?;
     let ctx = context(spec, env.clone(), &db_cfg, &redis_cfg)?;
-    telemetry::init(&ctx.service);
-    if let Some(o) = otlp {
-        tracing::info!(endpoint = %o, "OTLP endpoint configured; trace export is not built in yet, logs carry request ids");
-    }
-    let routes = (spec.routes)(&ctx)?;
+    let telemetry = telemetry::init(&ctx.service, otlp.as_ref())?;
+    let served = serve_http(spec, &ctx, &http_cfg, &kafka_cfg, &oidc, migrate_on_start).await;
+    telemetry.shutdown().await;
+    served
+}
+
+/// The HTTP API, until SIGTERM or Ctrl-C.
+async fn serve_http(
+    spec: &ServiceSpec,
+    ctx: &Context,
+    http_cfg: &HttpConfig,
+    kafka_cfg: &KafkaConfig,
+    oidc: &OidcConfig,
+    migrate_on_start: bool,
+) -> Result<(), Failure> {
+    let routes = (spec.routes)(ctx)?;
 
     let migrated = Arc::new(AtomicBool::new(!migrate_on_start));
     if migrate_on_start {
@@ -175,7 +186,7 @@ async fn serve(spec: &ServiceSpec) -> Result<(), Failure> {
         })
         .with(RedisProbe(ctx.redis.clone()))
         .with(KafkaProbe::new(kafka_cfg.brokers.clone()));
-    let verifier = TokenVerifier::new(&oidc, JwksOptions::default());
+    let verifier = TokenVerifier::new(oidc, JwksOptions::default());
     let app = http::router(
         http::Platform {
             service: ctx.service.clone(),
@@ -244,13 +255,35 @@ async fn worker(spec: &ServiceSpec) -> Result<(), Failure> {
     } else {
         Some(KafkaConfig::from_env(env.as_ref())?)
     };
+    let otlp = OtlpConfig::from_env(env.as_ref())?;
     let ctx = context(spec, env.clone(), &db_cfg, &redis_cfg)?;
-    telemetry::init(&ctx.service);
+    let telemetry = telemetry::init(&ctx.service, otlp.as_ref())?;
+    let worked = work(
+        spec,
+        &ctx,
+        &http_cfg,
+        &job_cfg,
+        kafka_cfg.as_ref(),
+        needs_db,
+    )
+    .await;
+    telemetry.shutdown().await;
+    worked
+}
 
+/// Jobs, the outbox relay and the health routes, until SIGTERM or Ctrl-C.
+async fn work(
+    spec: &ServiceSpec,
+    ctx: &Context,
+    http_cfg: &HttpConfig,
+    job_cfg: &JobConfig,
+    kafka_cfg: Option<&KafkaConfig>,
+    needs_db: bool,
+) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::new(&ctx.service));
     let mut tasks = TaskRegistry::default();
     sample::register(&mut tasks, spec.name);
-    (spec.tasks)(&mut tasks, &ctx);
+    (spec.tasks)(&mut tasks, ctx);
 
     let mut readiness = Readiness::new(ctx.service.clone()).with(RedisProbe(ctx.redis.clone()));
     if needs_db {
@@ -264,7 +297,7 @@ async fn worker(spec: &ServiceSpec) -> Result<(), Failure> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut background = tokio::task::JoinSet::new();
-    if let Some(k) = &kafka_cfg {
+    if let Some(k) = kafka_cfg {
         readiness = readiness.with(KafkaProbe::new(k.brokers.clone()));
         let topics = spec.publishes;
         let brokers = k.brokers.clone();
@@ -296,7 +329,7 @@ async fn worker(spec: &ServiceSpec) -> Result<(), Failure> {
         spec.name,
         ctx.redis.clone(),
         tasks,
-        WorkerOptions::from(&job_cfg),
+        WorkerOptions::from(job_cfg),
     )
     .with_metrics(metrics);
     worker
@@ -361,7 +394,8 @@ fn worker_health_router(
 
 async fn migrate_cmd(spec: &ServiceSpec) -> Result<(), Failure> {
     let db_cfg = DbConfig::from_env(&ProcessEnv)?;
-    telemetry::init(&format!("svc-{}", spec.name));
+    // Nothing here is traced: logs only.
+    let _logs_only = telemetry::init(&format!("svc-{}", spec.name), None)?;
     let pool = crate::db::pool(&db_cfg, 1);
     let applied = migrate::run(&pool, spec.name, spec.migrations)
         .await

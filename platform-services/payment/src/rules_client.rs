@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use platform_common::telemetry;
 use serde::{Deserialize, Serialize};
 
 use crate::PaymentError;
@@ -48,6 +49,8 @@ impl RuleEngine {
             .http
             .post(format!("{}/evaluate", self.base))
             .bearer_auth(token)
+            // rule-engine's request span joins this request's trace (when export is on).
+            .headers(telemetry::trace_headers())
             .json(req)
             .send()
             .await

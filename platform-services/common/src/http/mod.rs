@@ -171,7 +171,8 @@ async fn method_not_allowed() -> Problem {
 }
 
 /// Access log line and metrics for every routed request, inside a span carrying the
-/// request id so every log line of the request can be found by it.
+/// request id so every log line of the request can be found by it. With trace export on, the
+/// span continues the caller's `traceparent` and carries the trace id too.
 async fn observe(Extension(p): Extension<Arc<Platform>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_string();
@@ -186,8 +187,14 @@ async fn observe(Extension(p): Extension<Arc<Platform>>, req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, req.headers());
     let resp = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
