@@ -128,11 +128,20 @@ async fn run(placement: &str) -> anyhow::Result<()> {
         connections: CONNECTIONS,
         warmup: WARMUP,
         measure,
+        rate: None,
     };
     eprintln!("fleet-bench: GET /health, {CONNECTIONS} connections");
     let health = load("/health", None).run().await?;
     eprintln!("fleet-bench: GET /me, {CONNECTIONS} connections");
     let me = load("/me", Some(token.clone())).run().await?;
+    let rate = env_or("FLEET_BENCH_RATE", report::TARGET_REQS)?;
+    eprintln!("fleet-bench: GET /me at a fixed {rate} req/s, {CONNECTIONS} connections");
+    let me_at_target = HttpLoad {
+        rate: Some(rate),
+        ..load("/me", Some(token.clone()))
+    }
+    .run()
+    .await?;
     let wrk = if wrk::installed() {
         eprintln!("fleet-bench: the same two with wrk, as a cross-check");
         let health = wrk::run(addr, "/health", None, CONNECTIONS, measure).await?;
@@ -148,6 +157,8 @@ async fn run(placement: &str) -> anyhow::Result<()> {
         measure,
         health,
         me,
+        me_at_target,
+        rate,
         wrk,
     };
 

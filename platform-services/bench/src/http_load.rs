@@ -1,5 +1,9 @@
-//! A closed-loop HTTP/1.1 load generator: `connections` keep-alive connections, each sending
-//! its next request when the previous answer is read, for a warm-up and then a measured window.
+//! An HTTP/1.1 load generator: `connections` keep-alive connections, for a warm-up and then a
+//! measured window. Closed loop by default (each connection sends its next request when the
+//! previous answer is read: the saturation throughput); with a `rate`, open loop (requests
+//! are due on a fixed schedule spread over the connections, and each latency counts from when
+//! its request was due, so a stalled server is not hidden by sending less: no coordinated
+//! omission).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,6 +27,8 @@ pub struct HttpLoad {
     pub connections: usize,
     pub warmup: Duration,
     pub measure: Duration,
+    /// Requests per second over all connections; `None` for a closed loop.
+    pub rate: Option<f64>,
 }
 
 impl HttpLoad {
@@ -37,9 +43,17 @@ impl HttpLoad {
         let measured_from = start + self.warmup;
         let until = measured_from + self.measure;
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..self.connections {
+        // Open loop: connection i's requests are due at start + (i + k * connections) / rate.
+        let interval = self
+            .rate
+            .map(|r| Duration::from_secs_f64(self.connections as f64 / r.max(1.0)));
+        for i in 0..self.connections {
             let (addr, path, auth) = (self.addr, self.path.clone(), auth.clone());
-            tasks.spawn(connection(addr, path, auth, measured_from, until));
+            let schedule = interval.map(|every| Schedule {
+                next: start + every.mul_f64(i as f64 / self.connections as f64),
+                every,
+            });
+            tasks.spawn(connection(addr, path, auth, schedule, measured_from, until));
         }
         let mut all = Latencies::default();
         let mut errors = 0;
@@ -52,11 +66,19 @@ impl HttpLoad {
     }
 }
 
-/// One keep-alive connection's loop; returns the latencies of requests started in the window.
+/// When an open-loop connection's requests are due.
+struct Schedule {
+    next: Instant,
+    every: Duration,
+}
+
+/// One keep-alive connection's loop; returns the latencies of requests started (or, open
+/// loop, due) in the window.
 async fn connection(
     addr: SocketAddr,
     path: String,
     auth: Option<HeaderValue>,
+    mut schedule: Option<Schedule>,
     measured_from: Instant,
     until: Instant,
 ) -> anyhow::Result<(Latencies, usize)> {
@@ -70,7 +92,15 @@ async fn connection(
     let mut lat = Latencies::default();
     let mut errors = 0;
     loop {
-        let sent = Instant::now();
+        let sent = match &mut schedule {
+            None => Instant::now(),
+            Some(s) => {
+                let due = s.next;
+                s.next += s.every;
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+        };
         if sent >= until {
             break;
         }

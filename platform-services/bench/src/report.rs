@@ -22,6 +22,11 @@ pub struct HttpRun {
     pub measure: Duration,
     pub health: Outcome,
     pub me: Outcome,
+    /// `/me` at a fixed rate (open loop), by default [`TARGET_REQS`]: the latency at the
+    /// target throughput.
+    pub me_at_target: Outcome,
+    /// That fixed rate, requests per second.
+    pub rate: f64,
     /// The same two scenarios measured by `wrk`, when installed: `(health, me)`.
     pub wrk: Option<(Outcome, Outcome)>,
 }
@@ -116,6 +121,22 @@ pub fn http_table(run: &HttpRun) -> Table {
             "–",
         ),
     ];
+    rows.push((
+        format!(
+            "GET /me at a fixed {} req/s (open loop)",
+            thousands(run.rate)
+        ),
+        &run.me_at_target,
+        &run.health,
+        me_target.clone(),
+        // Requests still in flight when the window closes are not counted: allow 1 %.
+        verdict(
+            run.rate >= TARGET_REQS
+                && run.me_at_target.per_second() >= 0.99 * TARGET_REQS
+                && run.me_at_target.p99 < TARGET_P99,
+        ),
+        "–",
+    ));
     if let Some((health, me)) = &run.wrk {
         let by = format!("wrk -t{}", crate::wrk::THREADS);
         rows.push((
