@@ -19,7 +19,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -152,7 +152,9 @@ impl TraceExport {
     {
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("platform-common"))
-            .with_filter(without_exporter_stack())
+            .with_filter(without_exporter_stack().and(filter_fn(|meta| {
+                !(meta.is_span() && meta.name() == PROBE_SPAN)
+            })))
     }
 
     /// Exports every span that has ended, now (the batch processor otherwise waits up to 5 s).
@@ -177,6 +179,12 @@ impl TraceExport {
     }
 }
 
+/// Routes answered inside a [`PROBE_SPAN`] instead of a `request` span.
+pub const PROBE_ROUTES: [&str; 3] = ["/health", "/readiness", "/metrics"];
+
+/// The span name of health checks and metric scrapes: logged like any request, never exported.
+pub const PROBE_SPAN: &str = "probe";
+
 /// The exporter's own stack (HTTP/2, gRPC, the HTTP client) is not traced: its spans would be
 /// exported by the next batch, which would make more.
 fn without_exporter_stack() -> Targets {
@@ -197,6 +205,13 @@ pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
         // Fails only when export is off or the span is filtered out: nothing to continue.
         let _ = span.set_parent(parent);
     }
+    record_trace_id(span);
+}
+
+/// Records the trace `span` belongs to in its `trace_id` field (which it must declare), so its
+/// log lines can be found from the trace. Does nothing when export is off or the span is not
+/// exported.
+pub fn record_trace_id(span: &tracing::Span) {
     let cx = span.context();
     let trace_id = cx.span().span_context().trace_id();
     if trace_id != opentelemetry::trace::TraceId::INVALID {

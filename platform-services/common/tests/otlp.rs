@@ -21,10 +21,13 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use platform_common::config::{OtlpConfig, OtlpProtocol};
 use platform_common::health::Readiness;
 use platform_common::http::{self, Platform};
+use platform_common::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, sample};
 use platform_common::metrics::Metrics;
+use platform_common::redis_handle::RedisHandle;
 use platform_common::telemetry::{self, TraceExport};
-use platform_common::testing::TestIdp;
+use platform_common::testing::{TestIdp, infra};
 use prost::Message;
+use tokio::sync::oneshot;
 use tower::ServiceExt;
 use tracing::instrument::WithSubscriber;
 use tracing_subscriber::EnvFilter;
@@ -181,6 +184,12 @@ impl<'a> MakeWriter<'a> for Lines {
     }
 }
 
+/// A pipeline exporting over gRPC to `endpoint`.
+fn grpc_export(endpoint: String) -> TraceExport {
+    let protocol = OtlpProtocol::Grpc;
+    TraceExport::start(SERVICE, &OtlpConfig { endpoint, protocol }).unwrap()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -196,13 +205,19 @@ async fn request_span_is_exported(protocol: OtlpProtocol) {
     let export = TraceExport::start(SERVICE, &OtlpConfig { endpoint, protocol }).unwrap();
     let logs = Lines::default();
     // Debug so the access line of a 200 is written too.
-    let subscriber = telemetry::subscriber(
+    let subscriber = tracing::Dispatch::new(telemetry::subscriber(
         EnvFilter::new("info,platform_common=debug"),
         logs.clone(),
         Some(&export),
-    );
+    ));
     let idp = TestIdp::start().await;
 
+    let health = app(&idp)
+        .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+        .with_subscriber(subscriber.clone())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
     let response = app(&idp)
         .oneshot(
             Request::get("/downstream")
@@ -229,6 +244,8 @@ async fn request_span_is_exported(protocol: OtlpProtocol) {
     let spans = received.spans();
     let requests: Vec<_> = spans.iter().filter(|(_, s)| s.name == "request").collect();
     assert_eq!(requests.len(), 1, "{spans:#?}");
+    // The health check made before it is logged but not exported.
+    assert!(spans.iter().all(|(_, s)| s.name != "probe"), "{spans:#?}");
     let (service, span) = requests[0];
     assert_eq!(service.as_deref(), Some(SERVICE));
     assert_eq!(hex(&span.trace_id), TRACE_ID);
@@ -244,10 +261,15 @@ async fn request_span_is_exported(protocol: OtlpProtocol) {
     let lines = logs.json();
     let access = lines
         .iter()
-        .find(|l| l["message"] == "request")
+        .find(|l| l["message"] == "request" && l["span"]["route"] == "/downstream")
         .unwrap_or_else(|| panic!("no access line in {lines:#?}"));
     assert_eq!(access["span"]["trace_id"], TRACE_ID, "{access}");
-    assert_eq!(access["span"]["route"], "/downstream", "{access}");
+    assert_eq!(access["span"]["name"], "request", "{access}");
+    let probe = lines
+        .iter()
+        .find(|l| l["span"]["route"] == "/health")
+        .unwrap_or_else(|| panic!("no access line for /health in {lines:#?}"));
+    assert_eq!(probe["span"]["name"], "probe", "{probe}");
 
     export.shutdown().await;
 }
@@ -305,14 +327,7 @@ async fn unreachable_collector_neither_fails_nor_slows_requests() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let export = TraceExport::start(
-        SERVICE,
-        &OtlpConfig {
-            endpoint,
-            protocol: OtlpProtocol::Grpc,
-        },
-    )
-    .unwrap();
+    let export = grpc_export(endpoint);
     let subscriber = telemetry::subscriber(EnvFilter::new("info"), Lines::default(), Some(&export));
     let idp = TestIdp::start().await;
     let app = app(&idp);
@@ -343,4 +358,83 @@ async fn unreachable_collector_neither_fails_nor_slows_requests() {
         "shutdown took {:?}",
         started.elapsed()
     );
+}
+
+/// A job runs in a span of its own trace, exported with its task and id, and the job's log
+/// lines carry that trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_spans_are_exported_and_their_log_lines_carry_the_trace_id() {
+    let received = Received::default();
+    let endpoint = grpc_receiver(received.clone()).await;
+    let export = grpc_export(endpoint);
+    let logs = Lines::default();
+    // Debug so the line of a job that succeeded is written too.
+    let subscriber = telemetry::subscriber(
+        EnvFilter::new("info,platform_common=debug"),
+        logs.clone(),
+        Some(&export),
+    );
+    let (cfg, _guard) = infra::redis().await;
+    let svc = infra::unique("otlp");
+    let redis = RedisHandle::new(&cfg).unwrap();
+    let mut tasks = TaskRegistry::default();
+    sample::register(&mut tasks, &svc);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(&svc, redis.clone(), tasks, WorkerOptions::default())
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .with_subscriber(subscriber),
+    );
+
+    let task = format!("{svc}.add");
+    let (id, result) = JobClient::new(&svc, redis)
+        .call(&task, serde_json::json!([2, 3]), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        result.expect("the job finished").result,
+        Some(serde_json::json!(5))
+    );
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    export.flush().await.expect("flush reaches the receiver");
+
+    let spans = received.spans();
+    let jobs: Vec<_> = spans.iter().filter(|(_, s)| s.name == "job").collect();
+    assert_eq!(jobs.len(), 1, "{spans:#?}");
+    let (service, span) = jobs[0];
+    assert_eq!(service.as_deref(), Some(SERVICE));
+    assert!(
+        span.parent_span_id.is_empty(),
+        "a job starts its own trace: {span:#?}"
+    );
+    let attribute = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+    };
+    assert_eq!(
+        attribute("task").as_deref(),
+        Some(task.as_str()),
+        "{span:#?}"
+    );
+    assert_eq!(
+        attribute("job_id").as_deref(),
+        Some(id.as_str()),
+        "{span:#?}"
+    );
+
+    let lines = logs.json();
+    let done = lines
+        .iter()
+        .find(|l| l["message"] == "job succeeded")
+        .unwrap_or_else(|| panic!("no job line in {lines:#?}"));
+    assert_eq!(done["span"]["trace_id"], hex(&span.trace_id), "{done}");
+    assert_eq!(done["span"]["job_id"], id.as_str(), "{done}");
 }

@@ -187,13 +187,25 @@ async fn observe(Extension(p): Extension<Arc<Platform>>, req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %method,
-        route = %route,
-        trace_id = tracing::field::Empty,
-    );
+    // Health checks and scrapes arrive every few seconds from Docker and Prometheus: they keep
+    // their log lines but are named `probe`, which trace export leaves out.
+    let span = if crate::telemetry::PROBE_ROUTES.contains(&route.as_str()) {
+        tracing::info_span!(
+            crate::telemetry::PROBE_SPAN,
+            request_id = %request_id,
+            method = %method,
+            route = %route,
+            trace_id = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            method = %method,
+            route = %route,
+            trace_id = tracing::field::Empty,
+        )
+    };
     crate::telemetry::continue_trace(&span, req.headers());
     let resp = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();

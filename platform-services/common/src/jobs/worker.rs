@@ -7,6 +7,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
 
 use super::scripts::{BURY, COMPLETE, PROMOTE, REAP, RETRY};
 use super::{JobEnvelope, JobKeys, JobResult, JobStatus, TaskError, TaskRegistry};
@@ -134,12 +135,14 @@ impl Worker {
         let (stop_tx, stop_rx) = watch::channel(false);
         // JoinSets abort their tasks when dropped, so dropping this future (as a crash
         // would) leaves nothing running: the lease then lapses as it would for a dead process.
+        // The tasks log to the subscriber the worker runs under, scoped or global.
         let mut background = tokio::task::JoinSet::new();
-        background.spawn(heartbeat(s.clone(), conn.clone()));
-        background.spawn(upkeep(s.clone(), conn.clone()));
+        background.spawn(heartbeat(s.clone(), conn.clone()).with_current_subscriber());
+        background.spawn(upkeep(s.clone(), conn.clone()).with_current_subscriber());
         let mut consumers = tokio::task::JoinSet::new();
         for _ in 0..s.opts.concurrency {
-            consumers.spawn(consume(s.clone(), conn.clone(), stop_rx.clone()));
+            consumers
+                .spawn(consume(s.clone(), conn.clone(), stop_rx.clone()).with_current_subscriber());
         }
         shutdown.await;
         tracing::info!(worker = %s.id, "stopping: finishing in-flight jobs");
@@ -311,8 +314,10 @@ async fn process(
     let span = tracing::info_span!(
         "job",
         job_id = tracing::field::Empty,
-        task = tracing::field::Empty
+        task = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
+    crate::telemetry::record_trace_id(&span);
     run_job(s, c, job, claim_next, span.clone())
         .instrument(span)
         .await
