@@ -1,13 +1,11 @@
-//! One throwaway container: created with a Docker healthcheck tuned for tests (fast interval),
+//! One throwaway container: created with a Docker healthcheck tuned for tests (fast until healthy),
 //! published on 127.0.0.1 only, removed (with its anonymous volumes) on drop.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use bollard::models::{
-    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
-};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
@@ -15,6 +13,12 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use finctl::docker::Engine;
+use finctl::orchestrate::readiness::run_probe;
+
+/// Between two runs of the readiness check while waiting.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// One run of the readiness check.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -56,7 +60,8 @@ impl ContainerBuilder {
         self
     }
 
-    /// The readiness check, run by Docker every 250 ms.
+    /// The readiness check that [`Container::wait_healthy`] runs in the container (as
+    /// `docker exec` would) every 250 ms until it exits 0.
     pub fn health(mut self, test: &[&str]) -> Self {
         self.health = Some(test.iter().map(|s| s.to_string()).collect());
         self
@@ -99,17 +104,14 @@ impl ContainerBuilder {
                 crate::TEST_LABEL.to_string(),
                 std::process::id().to_string(),
             )])),
-            healthcheck: self.health.as_ref().map(|test| HealthConfig {
-                test: Some(
-                    std::iter::once("CMD".to_string())
-                        .chain(test.iter().cloned())
-                        .collect(),
-                ),
-                interval: Some(250_000_000),
-                timeout: Some(5_000_000_000),
-                retries: Some(1000),
-                start_period: Some(0),
-                start_interval: None,
+            // The readiness check is run by `wait_healthy` until it passes, and never again:
+            // Docker's own healthcheck would go on forever, and at a test's pace (checks every
+            // 250 ms; engines before API 1.44 cannot slow down once healthy) sixteen processes
+            // a second across a test's containers, the IdP's a Python interpreter, stall a
+            // 2-core machine. The image's healthcheck is off for the same reason.
+            healthcheck: self.health.as_ref().map(|_| HealthConfig {
+                test: Some(vec!["NONE".to_string()]),
+                ..Default::default()
             }),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
@@ -124,6 +126,7 @@ impl ContainerBuilder {
             id: created.id,
             name,
             ports: HashMap::new(),
+            probe: self.health.clone(),
         };
         container
             .engine
@@ -141,6 +144,8 @@ pub struct Container {
     id: String,
     name: String,
     ports: HashMap<u16, u16>,
+    /// The readiness check given to [`ContainerBuilder::health`].
+    probe: Option<Vec<String>>,
 }
 
 impl Container {
@@ -196,8 +201,13 @@ impl Container {
         Ok(())
     }
 
-    /// Waits until Docker reports the container healthy; on timeout or exit, fails with its logs.
+    /// Waits until the readiness check passes; on timeout or exit, fails with its logs and
+    /// the check's last output.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let probe = self
+            .probe
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("{} has no readiness check", self.name))?;
         let started = Instant::now();
         loop {
             let inspect = self.engine.api().inspect_container(&self.id, None).await?;
@@ -210,17 +220,27 @@ impl Container {
                     self.logs().await
                 );
             }
-            if state.health.and_then(|h| h.status) == Some(HealthStatusEnum::HEALTHY) {
+            // An exec that cannot start (the container just exited) is a failed check; the
+            // next round reports the exit.
+            let (code, output) = run_probe(&self.engine, &self.id, probe, PROBE_TIMEOUT)
+                .await
+                .unwrap_or_else(|e| (None, e.to_string()));
+            if code == Some(0) {
                 return Ok(());
             }
             if started.elapsed() > timeout {
                 anyhow::bail!(
-                    "{} not healthy after {timeout:?}; logs:\n{}",
+                    "{} not healthy after {timeout:?} (last check: {}); logs:\n{}",
                     self.name,
+                    if output.is_empty() {
+                        "no output"
+                    } else {
+                        &output
+                    },
                     self.logs().await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(PROBE_INTERVAL).await;
         }
     }
 
