@@ -179,9 +179,6 @@ impl TraceExport {
     }
 }
 
-/// Routes answered inside a [`PROBE_SPAN`] instead of a `request` span.
-pub const PROBE_ROUTES: [&str; 3] = ["/health", "/readiness", "/metrics"];
-
 /// The span name of health checks and metric scrapes: logged like any request, never exported.
 pub const PROBE_SPAN: &str = "probe";
 

@@ -1,5 +1,5 @@
-//! One throwaway container: created with a Docker healthcheck tuned for tests (fast until healthy),
-//! published on 127.0.0.1 only, removed (with its anonymous volumes) on drop.
+//! One throwaway container: published on 127.0.0.1 only, waited for by running its readiness
+//! check until it passes, removed (with its anonymous volumes) on drop.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,7 +34,7 @@ pub struct ContainerBuilder {
     ports: Vec<(u16, Option<u16>)>,
     env: Vec<String>,
     command: Option<Vec<String>>,
-    health: Option<Vec<String>>,
+    probe: Option<Vec<String>>,
 }
 
 impl ContainerBuilder {
@@ -63,7 +63,7 @@ impl ContainerBuilder {
     /// The readiness check that [`Container::wait_healthy`] runs in the container (as
     /// `docker exec` would) every 250 ms until it exits 0.
     pub fn health(mut self, test: &[&str]) -> Self {
-        self.health = Some(test.iter().map(|s| s.to_string()).collect());
+        self.probe = Some(test.iter().map(|s| s.to_string()).collect());
         self
     }
 
@@ -109,7 +109,7 @@ impl ContainerBuilder {
             // 250 ms; engines before API 1.44 cannot slow down once healthy) sixteen processes
             // a second across a test's containers, the IdP's a Python interpreter, stall a
             // 2-core machine. The image's healthcheck is off for the same reason.
-            healthcheck: self.health.as_ref().map(|_| HealthConfig {
+            healthcheck: self.probe.as_ref().map(|_| HealthConfig {
                 test: Some(vec!["NONE".to_string()]),
                 ..Default::default()
             }),
@@ -126,7 +126,7 @@ impl ContainerBuilder {
             id: created.id,
             name,
             ports: HashMap::new(),
-            probe: self.health.clone(),
+            probe: self.probe,
         };
         container
             .engine
@@ -156,7 +156,7 @@ impl Container {
             ports: vec![],
             env: vec![],
             command: None,
-            health: None,
+            probe: None,
         }
     }
 

@@ -39,6 +39,10 @@ pub struct Platform {
     pub metrics: Arc<Metrics>,
 }
 
+/// The shared routes that Docker's healthcheck and Prometheus call on a timer: answered
+/// inside a `probe` span, which trace export leaves out.
+const PROBE_ROUTES: [&str; 3] = ["/health", "/readiness", "/metrics"];
+
 /// The full application: shared routes, the service's routes, and the middleware stack.
 pub fn router(platform: Platform, service_routes: Router, doc: OpenApi) -> Router {
     let verifier = platform.verifier.clone();
@@ -187,24 +191,24 @@ async fn observe(Extension(p): Extension<Arc<Platform>>, req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // A span's name is fixed where it is written, so the two names need two call sites.
+    macro_rules! request_span {
+        ($name:expr) => {
+            tracing::info_span!(
+                $name,
+                request_id = %request_id,
+                method = %method,
+                route = %route,
+                trace_id = tracing::field::Empty,
+            )
+        };
+    }
     // Health checks and scrapes arrive every few seconds from Docker and Prometheus: they keep
     // their log lines but are named `probe`, which trace export leaves out.
-    let span = if crate::telemetry::PROBE_ROUTES.contains(&route.as_str()) {
-        tracing::info_span!(
-            crate::telemetry::PROBE_SPAN,
-            request_id = %request_id,
-            method = %method,
-            route = %route,
-            trace_id = tracing::field::Empty,
-        )
+    let span = if PROBE_ROUTES.contains(&route.as_str()) {
+        request_span!(crate::telemetry::PROBE_SPAN)
     } else {
-        tracing::info_span!(
-            "request",
-            request_id = %request_id,
-            method = %method,
-            route = %route,
-            trace_id = tracing::field::Empty,
-        )
+        request_span!("request")
     };
     crate::telemetry::continue_trace(&span, req.headers());
     let resp = next.run(req).instrument(span.clone()).await;
