@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use finctl::docker::Engine;
-use finctl::images::{BuildOptions, BuildOutcome, Builder, Catalog, LABEL_INPUT_HASH, Selection};
-use finctl::printer::Printer;
-use finctl::project::{self, Project};
+use finctl_compose::Project;
+use finctl_engine::Engine;
+use finctl_images::{BuildOptions, BuildOutcome, Builder, Catalog, LABEL_INPUT_HASH, Selection};
+use finctl_progress::Options;
 
 const OFFLINE: [&str; 5] = ["base", "postgres", "redis", "kafka", "idp"];
 
@@ -19,9 +19,14 @@ fn root() -> PathBuf {
 async fn offline_images_carry_their_input_hash_and_a_second_build_rebuilds_nothing()
 -> anyhow::Result<()> {
     let project = Project::locate(Some(&root()))?;
-    let catalog = Catalog::load(&project)?;
+    let catalog = Catalog::load(&project.image_recipes_dir(), &project.services_dir())?;
     let engine = Engine::connect().await?;
-    let builder = Builder::new(engine.clone(), project, catalog, project::cache_dir());
+    let builder = Builder::new(
+        engine.clone(),
+        project.root().to_path_buf(),
+        catalog,
+        finctl_images::cache_dir(),
+    );
     let selection = Selection {
         offline: true,
         names: OFFLINE.iter().map(|s| s.to_string()).collect(),
@@ -29,12 +34,12 @@ async fn offline_images_carry_their_input_hash_and_a_second_build_rebuilds_nothi
 
     // Whatever state the machine is in, after one build everything is there...
     let first = builder
-        .build(&selection, BuildOptions::default(), &Printer::plain())
+        .build(&selection, BuildOptions::default(), Options::plain())
         .await?;
     assert!(!first.failed(), "{:?}", first.images);
     // ...and a second build with nothing changed does nothing.
     let second = builder
-        .build(&selection, BuildOptions::default(), &Printer::plain())
+        .build(&selection, BuildOptions::default(), Options::plain())
         .await?;
     for image in &second.images {
         assert_eq!(

@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
-use finctl::docker::Engine;
-use finctl::images::{BuildOptions, BuildOutcome, Builder, Catalog, Selection};
-use finctl::printer::Printer;
-use finctl::project::{self, Project};
+use finctl_compose::Project;
+use finctl_engine::Engine;
+use finctl_images::{BuildOptions, BuildOutcome, Builder, Catalog, Selection};
+use finctl_progress::Options;
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let project = Project::locate(Some(&root))?;
-    let catalog = Catalog::load(&project)?;
+    let catalog = Catalog::load(&project.image_recipes_dir(), &project.services_dir())?;
     let names: Vec<String> = std::env::var("FINCTL_BENCH_IMAGES")
         .map(|list| list.split(',').map(str::to_string).collect())
         .unwrap_or_else(|_| {
@@ -37,11 +37,11 @@ async fn run() -> anyhow::Result<()> {
         });
     let builder = Builder::new(
         Engine::connect().await?,
-        project,
+        project.root().to_path_buf(),
         catalog,
-        project::cache_dir(),
+        finctl_images::cache_dir(),
     );
-    let printer = Printer::plain();
+    let printer = Options::plain();
 
     eprintln!("preparing: make sure every image and host cache exists (not timed)");
     let all = Selection {
@@ -49,7 +49,7 @@ async fn run() -> anyhow::Result<()> {
         names: names.clone(),
     };
     let report = builder
-        .build(&all, BuildOptions::default(), &printer)
+        .build(&all, BuildOptions::default(), printer)
         .await?;
     anyhow::ensure!(
         !report.failed(),
@@ -76,7 +76,7 @@ async fn run() -> anyhow::Result<()> {
                     force: true,
                     no_cache: true,
                 },
-                &printer,
+                printer,
             )
             .await?;
         let cold = cold.elapsed();
@@ -88,7 +88,7 @@ async fn run() -> anyhow::Result<()> {
         );
         let warm = Instant::now();
         let report = builder
-            .build(&one, BuildOptions::default(), &printer)
+            .build(&one, BuildOptions::default(), printer)
             .await?;
         let warm = warm.elapsed();
         anyhow::ensure!(

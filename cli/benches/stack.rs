@@ -29,10 +29,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
-use finctl::docker::Engine;
-use finctl::orchestrate::{inventory, status};
-use finctl::project::Project;
-use finctl::stack::{self, LoadOptions, Plan, Stack};
+use finctl_compose::{self as stack, LoadOptions, Plan, Project, Stack};
+use finctl_engine::{self as inventory, Engine};
+use finctl_orchestrate::status;
 
 const POLL: Duration = Duration::from_millis(100);
 const COLD_START_LIMIT: Duration = Duration::from_secs(300);

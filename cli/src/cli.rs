@@ -4,25 +4,35 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
-Exit codes:
+/// `finctl --help`'s closing section: exit codes, and the environment variables built from
+/// the list of those finctl reads.
+fn after_help() -> String {
+    let mut text = String::from(
+        "Exit codes:
   0  the command did what was asked
   1  something failed (a build, an unhealthy service, a failed test)
   2  bad arguments or configuration; nothing was changed
+  N  `finctl exec` (and `sql`, `redis`): the command's own exit code
 
-Environment:
-  FINCTL_PROJECT_DIR    the project folder (default: found by walking up to compose/)
-  FINCTL_CACHE_DIR      where heavy build artefacts are cached (default: ~/.cache/finctl)
-  FINCTL_DEBIAN_MIRROR  Debian mirror for image builds (default: read from apt's sources)
-  DOCKER_HOST           the Docker engine (default: the local socket)
-  NO_COLOR              disable colour";
+Environment:",
+    );
+    let width = finctl_env::DOCUMENTED
+        .iter()
+        .map(|v| v.name.len())
+        .max()
+        .unwrap_or(0);
+    for variable in finctl_env::DOCUMENTED {
+        text.push_str(&format!("\n  {:<width$}  {}", variable.name, variable.help));
+    }
+    text
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "finctl",
     version,
     about = "Run the fintech platform locally and in CI: images, stack, bootstrap, tests.",
-    after_help = AFTER_HELP,
+    after_help = after_help(),
     propagate_version = true
 )]
 pub struct Cli {
@@ -40,7 +50,7 @@ pub struct GlobalArgs {
     pub json: bool,
 
     /// The project folder (holds compose/docker-compose.yml).
-    #[arg(long, global = true, value_name = "DIR", env = "FINCTL_PROJECT_DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = finctl_env::FINCTL_PROJECT_DIR)]
     pub project_dir: Option<PathBuf>,
 
     /// Only print errors and data.
@@ -234,7 +244,7 @@ pub struct UpArgs {
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    crate::stack::parse_duration(text)
+    finctl_compose::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration (write 90s, 5m, 1m30s)"))
 }
 

@@ -1,24 +1,22 @@
 //! finctl: one binary to run the fintech platform locally and in CI.
 //!
 //! `main` parses the command line, runs one command and turns its outcome into an exit code
-//! (0 ok, 1 failure, 2 usage or configuration error).
+//! (0 ok, 1 failure, 2 usage or configuration error, or an `exec`ed command's own code).
+//!
+//! This crate is the binary's edge: the clap types (`cli`), one module per command
+//! (`commands`) and the [`printer::Printer`]. The work is done by the libraries under
+//! `cli/crates/`: `finctl-compose` (the model), `finctl-engine` (Docker), `finctl-images`,
+//! `finctl-orchestrate`; nothing depends on this crate.
 
 pub mod cli;
-pub mod commands;
-pub mod docker;
-pub mod env_vars;
-pub mod error;
-pub mod images;
-pub mod orchestrate;
+mod commands;
 pub mod printer;
-pub mod project;
-pub mod stack;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use error::ExitStatus;
+pub use finctl_error::ExitStatus;
 
 /// Entry point shared by the binary and tests.
 pub fn main() -> ExitCode {
@@ -50,7 +48,7 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(err) => {
             printer.error(&err);
-            error::status_of(&err).into()
+            finctl_error::status_of(&err).into()
         }
     }
 }

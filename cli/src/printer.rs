@@ -6,15 +6,9 @@ use std::io::{IsTerminal, Write};
 
 use owo_colors::OwoColorize;
 
-use crate::cli::GlobalArgs;
-use crate::env_vars;
+pub use finctl_progress::Verbosity;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
-    Quiet,
-    Normal,
-    Verbose,
-}
+use crate::cli::GlobalArgs;
 
 #[derive(Debug, Clone)]
 pub struct Printer {
@@ -34,7 +28,7 @@ impl Printer {
             Verbosity::Normal
         };
         let stderr_is_terminal = std::io::stderr().is_terminal();
-        let color = std::env::var_os(env_vars::NO_COLOR).is_none_or(|value| value.is_empty())
+        let color = std::env::var_os(finctl_env::NO_COLOR).is_none_or(|value| value.is_empty())
             && stderr_is_terminal;
         Self {
             verbosity,
@@ -71,10 +65,43 @@ impl Printer {
         self.color
     }
 
+    /// How the libraries show progress under this printer's settings.
+    pub fn progress(&self) -> finctl_progress::Options {
+        finctl_progress::Options {
+            verbosity: self.verbosity,
+            live: self.live_progress(),
+        }
+    }
+
     /// Data for scripts: always printed, on stdout.
     pub fn data(&self, text: &str) {
+        self.data_line(text);
+    }
+
+    /// One line of streamed data (logs); false once stdout is closed (piped into `head`), so
+    /// the caller can stop quietly.
+    pub fn data_line(&self, text: &str) -> bool {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
+    }
+
+    /// Raw bytes of another program's stdout (`exec`), passed through as they come.
+    pub fn stdout_bytes(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes).and_then(|()| out.flush());
+    }
+
+    /// Raw bytes of another program's stderr (`exec`), passed through as they come.
+    pub fn stderr_bytes(&self, bytes: &[u8]) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes).and_then(|()| err.flush());
+    }
+
+    /// Redraws a screen in place (`--watch`): clears the terminal, then prints `text` on
+    /// stdout.
+    pub fn redraw(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "\x1b[2J\x1b[H{text}").and_then(|()| out.flush());
     }
 
     /// A status line on stderr, hidden by `-q`.
@@ -89,6 +116,11 @@ impl Printer {
         if self.verbosity >= Verbosity::Verbose {
             eprintln!("{text}");
         }
+    }
+
+    /// Detail of a failure (a service's last log lines): on stderr, even with `-q`.
+    pub fn diagnostic(&self, text: &str) {
+        eprintln!("{text}");
     }
 
     pub fn warn(&self, text: &str) {
@@ -110,7 +142,7 @@ impl Printer {
         for cause in err.chain().skip(1) {
             eprintln!("  caused by: {cause}");
         }
-        if let Some(hint) = crate::error::hint_of(err) {
+        if let Some(hint) = finctl_error::hint_of(err) {
             let label = if self.color {
                 "hint".cyan().bold().to_string()
             } else {

@@ -2,8 +2,8 @@
 
 use crate::cli::{GlobalArgs, StackArgs};
 use crate::printer::Printer;
-use crate::project::Project;
-use crate::stack::{self, LoadOptions, Stack};
+use finctl_compose::Project;
+use finctl_compose::{self as stack, LoadOptions, Stack};
 
 /// Loads and checks the stack (exit 2 on any problem, before Docker is touched).
 pub fn load(global: &GlobalArgs, args: &StackArgs, printer: &Printer) -> anyhow::Result<Stack> {

@@ -7,11 +7,11 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use serde::Serialize;
 
 use crate::cli::{DoctorArgs, GlobalArgs};
-use crate::docker::Engine;
-use crate::error::ExitStatus;
-use crate::orchestrate::labels;
 use crate::printer::Printer;
-use crate::stack::{Stack, format_bytes};
+use finctl_compose::{Stack, format_bytes};
+use finctl_engine::Engine;
+use finctl_error::ExitStatus;
+use finctl_orchestrate::labels;
 
 /// Below this much free space where Docker keeps its data, images and volumes will not fit.
 const MIN_FREE_DISK: u64 = 2 * 1024 * 1024 * 1024;

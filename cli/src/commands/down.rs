@@ -3,13 +3,12 @@
 use std::collections::BTreeSet;
 
 use crate::cli::{DownArgs, GlobalArgs, NukeArgs};
-use crate::docker::Engine;
-use crate::error::ExitStatus;
-use crate::images::Catalog;
-use crate::orchestrate::teardown;
 use crate::printer::Printer;
-use crate::project::Project;
-use crate::stack::Stack;
+use finctl_compose::Project;
+use finctl_compose::Stack;
+use finctl_engine::Engine;
+use finctl_error::ExitStatus;
+use finctl_orchestrate::teardown;
 
 pub async fn down(
     global: &GlobalArgs,
@@ -74,7 +73,7 @@ async fn own_images(
     // A project without recipes (or with a broken one: `images build` reports that) still
     // has its stack's images.
     if let Ok(project) = Project::locate(global.project_dir.as_deref())
-        && let Ok(catalog) = Catalog::load(&project)
+        && let Ok(catalog) = super::images::catalog(&project)
     {
         references.extend(catalog.recipes().map(|r| r.tag.clone()));
     }

@@ -3,18 +3,33 @@
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::cli::{GlobalArgs, ImagesBuildArgs, ImagesListArgs};
-use crate::docker::Engine;
-use crate::error::{ExitStatus, UserError};
-use crate::images::{BuildOptions, BuildOutcome, Builder, Catalog, ImageState, Selection};
 use crate::printer::Printer;
-use crate::project::{self, Project};
+use finctl_compose::Project;
+use finctl_engine::Engine;
+use finctl_error::{ExitStatus, UserError};
+use finctl_images::{BuildOptions, BuildOutcome, Builder, Catalog, ImageState, Selection};
 
-async fn builder(global: &GlobalArgs) -> anyhow::Result<Builder> {
+/// The project's image recipes: `compose/images/` and the service crates.
+pub(super) fn catalog(project: &Project) -> Result<Catalog, UserError> {
+    Catalog::load(&project.image_recipes_dir(), &project.services_dir())
+}
+
+/// A builder for the project's images, caching under `FINCTL_CACHE_DIR`.
+pub(super) fn builder(engine: &Engine, project: &Project, catalog: Catalog) -> Builder {
+    Builder::new(
+        engine.clone(),
+        project.root().to_path_buf(),
+        catalog,
+        finctl_images::cache_dir(),
+    )
+}
+
+async fn connect_builder(global: &GlobalArgs) -> anyhow::Result<Builder> {
     let project = Project::locate(global.project_dir.as_deref())?;
     // Recipes are read before the engine is touched: a bad recipe fails without side effects.
-    let catalog = Catalog::load(&project)?;
+    let catalog = catalog(&project)?;
     let engine = Engine::connect().await?;
-    Ok(Builder::new(engine, project, catalog, project::cache_dir()))
+    Ok(builder(&engine, &project, catalog))
 }
 
 pub async fn build(
@@ -22,7 +37,7 @@ pub async fn build(
     args: ImagesBuildArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let builder = builder(global).await?;
+    let builder = connect_builder(global).await?;
     let selection = Selection {
         offline: args.offline,
         names: args.names,
@@ -34,7 +49,7 @@ pub async fn build(
                 force: args.force,
                 no_cache: args.no_cache,
             },
-            printer,
+            printer.progress(),
         )
         .await?;
     if printer.json() {
@@ -91,7 +106,7 @@ pub async fn list(
     args: ImagesListArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let builder = builder(global).await?;
+    let builder = connect_builder(global).await?;
     let statuses = builder
         .status(&Selection {
             offline: args.offline,

@@ -4,10 +4,11 @@ use std::io::IsTerminal;
 use std::time::SystemTime;
 
 use crate::cli::{GlobalArgs, LogsArgs};
-use crate::docker::Engine;
-use crate::error::{ExitStatus, UserError};
-use crate::orchestrate::logs::{self, LogOptions};
 use crate::printer::Printer;
+use finctl_engine::Engine;
+use finctl_engine::LogOptions;
+use finctl_error::{ExitStatus, UserError};
+use finctl_orchestrate::logs;
 
 pub async fn logs(
     global: &GlobalArgs,
@@ -33,15 +34,18 @@ pub async fn logs(
         follow: args.follow,
         tail: args.tail,
         since,
-        color: printer.color() && std::io::stdout().is_terminal(),
     };
-    logs::stream(&engine, containers, options).await?;
+    let color = printer.color() && std::io::stdout().is_terminal();
+    logs::stream(&engine, containers, options, color, &mut |line| {
+        printer.data_line(line)
+    })
+    .await?;
     Ok(ExitStatus::Success)
 }
 
 /// `10m` (that long ago) or an RFC 3339 time.
 fn parse_since(text: &str) -> Result<SystemTime, UserError> {
-    if let Some(ago) = crate::stack::parse_duration(text) {
+    if let Some(ago) = finctl_compose::parse_duration(text) {
         return Ok(SystemTime::now() - ago);
     }
     humantime::parse_rfc3339_weak(text).map_err(|_| {

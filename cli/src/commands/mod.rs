@@ -14,8 +14,8 @@ mod up;
 mod urls;
 
 use crate::cli::{Cli, Commands, ImagesCommand};
-use crate::error::ExitStatus;
 use crate::printer::Printer;
+use finctl_error::ExitStatus;
 
 pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match cli.command {

@@ -6,10 +6,10 @@ use std::time::Duration;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::cli::{GlobalArgs, HealthArgs, PsArgs};
-use crate::docker::Engine;
-use crate::error::ExitStatus;
-use crate::orchestrate::{ServiceStatus, status};
 use crate::printer::Printer;
+use finctl_engine::Engine;
+use finctl_error::ExitStatus;
+use finctl_orchestrate::{ServiceStatus, status};
 
 pub async fn ps(
     global: &GlobalArgs,
@@ -19,7 +19,7 @@ pub async fn ps(
     let stack = super::compose::load(global, &args.stack, printer)?;
     let engine = Engine::connect().await?;
     let rows = status::statuses(&engine, &stack).await?;
-    print(&rows, printer)?;
+    printer.data(&render(&rows, printer)?);
     Ok(ExitStatus::Success)
 }
 
@@ -32,11 +32,13 @@ pub async fn health(
     let engine = Engine::connect().await?;
     loop {
         let rows = status::statuses(&engine, &stack).await?;
+        let text = render(&rows, printer)?;
         if args.watch && std::io::stdout().is_terminal() {
-            // Clear the screen and home the cursor: one table, redrawn.
-            print!("\x1b[2J\x1b[H");
+            // One table, redrawn in place.
+            printer.redraw(&text);
+        } else {
+            printer.data(&text);
         }
-        print(&rows, printer)?;
         let bad: Vec<&str> = rows
             .iter()
             .filter(|r| !r.ok)
@@ -58,10 +60,10 @@ pub async fn health(
     }
 }
 
-fn print(rows: &[ServiceStatus], printer: &Printer) -> anyhow::Result<()> {
+/// The rows as a table, or as JSON with `--json`.
+fn render(rows: &[ServiceStatus], printer: &Printer) -> anyhow::Result<String> {
     if printer.json() {
-        printer.data(&serde_json::to_string_pretty(rows)?);
-        return Ok(());
+        return Ok(serde_json::to_string_pretty(rows)?);
     }
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY).set_header([
@@ -86,6 +88,5 @@ fn print(rows: &[ServiceStatus], printer: &Printer) -> anyhow::Result<()> {
             if row.ok { "ok" } else { "NOT OK" }.to_owned(),
         ]);
     }
-    printer.data(&table.to_string());
-    Ok(())
+    Ok(table.to_string())
 }

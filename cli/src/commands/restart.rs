@@ -7,12 +7,13 @@ use bollard::query_parameters::RestartContainerOptionsBuilder;
 use futures_util::future::join_all;
 
 use crate::cli::{GlobalArgs, RestartArgs};
-use crate::docker::Engine;
-use crate::error::{ExitStatus, UserError};
-use crate::orchestrate::readiness::{self, Observer, Wait};
-use crate::orchestrate::{Progress, inventory};
 use crate::printer::Printer;
-use crate::stack::Stack;
+use finctl_compose::Stack;
+use finctl_engine as inventory;
+use finctl_engine::Engine;
+use finctl_error::{ExitStatus, UserError};
+use finctl_orchestrate::Progress;
+use finctl_orchestrate::readiness::{self, Observer, Wait};
 
 struct Line<'a> {
     progress: &'a Progress,
@@ -35,7 +36,7 @@ pub async fn restart(
         stack.service(name)?;
     }
     let engine = Engine::connect().await?;
-    let progress = Progress::new(printer, &args.services);
+    let progress = Progress::new(printer.progress(), &args.services);
     let deadline = Instant::now() + args.timeout;
     let results = join_all(
         args.services

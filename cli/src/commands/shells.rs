@@ -3,9 +3,9 @@
 //! shell's exit code passed through).
 
 use crate::cli::{ExecArgs, GlobalArgs, ShellArgs};
-use crate::error::ExitStatus;
 use crate::printer::Printer;
-use crate::stack::Stack;
+use finctl_compose::Stack;
+use finctl_error::ExitStatus;
 
 /// The Compose service that runs the database (PostgreSQL wire on 26257).
 const DATABASE_SERVICE: &str = "cockroach";
@@ -84,7 +84,7 @@ fn database_name(stack: &Stack) -> String {
 
 /// The password the server was started with: its `--requirepass` argument, or the
 /// `REDIS_PASSWORD` / `REDISCLI_AUTH` the service is given.
-fn redis_password(service: &crate::stack::Service) -> Option<String> {
+fn redis_password(service: &finctl_compose::Service) -> Option<String> {
     let from_command = service.command.as_ref().and_then(|words| {
         words
             .iter()

@@ -9,10 +9,10 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, TopicsArgs, TopicsCommand};
-use crate::docker::Engine;
-use crate::error::{ExitStatus, UserError};
-use crate::orchestrate::readiness::run_probe;
 use crate::printer::Printer;
+use finctl_engine::Engine;
+use finctl_engine::run_probe;
+use finctl_error::{ExitStatus, UserError};
 
 /// The Compose service that runs the Kafka broker.
 const BROKER_SERVICE: &str = "redpanda";

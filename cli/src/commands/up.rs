@@ -1,17 +1,17 @@
 //! `finctl up`.
 
-use std::time::Duration;
-
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::cli::{GlobalArgs, UpArgs};
-use crate::docker::Engine;
-use crate::error::{ExitStatus, UserError};
-use crate::images::{BuildOptions, Builder, Catalog, Selection};
-use crate::orchestrate::{self, Action, Outcome, Progress, UpReport, inventory};
 use crate::printer::Printer;
-use crate::project::{self, Project};
-use crate::stack::Stack;
+use finctl_compose::Project;
+use finctl_compose::Stack;
+use finctl_engine as inventory;
+use finctl_engine::Engine;
+use finctl_error::{ExitStatus, UserError};
+use finctl_images::{BuildOptions, Selection};
+use finctl_orchestrate::{Action, Outcome, Progress, UpReport};
+use finctl_progress::seconds;
 
 pub async fn up(
     global: &GlobalArgs,
@@ -24,9 +24,10 @@ pub async fn up(
     if args.build {
         build_images(global, &engine, &stack, &plan.order, printer).await?;
     }
-    let progress = Progress::new(printer, &plan.order);
+    let progress = Progress::new(printer.progress(), &plan.order);
     let endpoints = super::urls::endpoints(&stack);
-    let report = orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
+    let report =
+        finctl_orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report)?);
     } else {
@@ -41,11 +42,11 @@ pub async fn up(
     for service in &report.services {
         if let Outcome::Failed(reason) = &service.outcome {
             failed = true;
-            printer.status(&format!("\n{}: {reason}", service.service));
+            printer.diagnostic(&format!("\n{}: {reason}", service.service));
             if let Some(container) = &service.container {
                 let logs = inventory::tail_logs(&engine, &container.id, 30).await;
-                printer.status(&format!("--- last log lines of {} ---", container.name));
-                printer.status(logs.trim_end());
+                printer.diagnostic(&format!("--- last log lines of {} ---", container.name));
+                printer.diagnostic(logs.trim_end());
             }
             let output = service.health_output.clone().or_else(|| {
                 service
@@ -54,23 +55,22 @@ pub async fn up(
                     .and_then(|c| c.last_health_output.clone())
             });
             if let Some(output) = output {
-                printer.status("--- last healthcheck output ---");
-                printer.status(output.trim_end());
+                printer.diagnostic("--- last healthcheck output ---");
+                printer.diagnostic(output.trim_end());
             }
         }
     }
     if failed {
-        printer.error(&anyhow::anyhow!(
-            "{} of {} services failed",
-            report
-                .services
-                .iter()
-                .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
-                .count(),
-            report.services.len()
-        ));
-        printer.status("hint: fix the cause above and run `finctl up` again: it repairs only what is not ready");
-        return Ok(ExitStatus::Failure);
+        let count = report
+            .services
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
+            .count();
+        return Err(UserError::failure(
+            format!("{count} of {} services failed", report.services.len()),
+            "fix the cause above and run `finctl up` again: it repairs only what is not ready",
+        )
+        .into());
     }
     if !report.changed() {
         printer.status(&format!(
@@ -114,8 +114,8 @@ async fn build_images(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let project = Project::locate(global.project_dir.as_deref())?;
-    let catalog = Catalog::load(&project)?;
-    let missing = orchestrate::up::missing_images(engine, stack, services).await?;
+    let catalog = super::images::catalog(&project)?;
+    let missing = finctl_orchestrate::up::missing_images(engine, stack, services).await?;
     let mut images: Vec<&String> = services
         .iter()
         .filter_map(|name| stack.services[name].image.as_ref())
@@ -146,12 +146,12 @@ async fn build_images(
         "Building images (up-to-date ones are skipped): {}",
         names.join(", ")
     ));
-    let builder = Builder::new(engine.clone(), project, catalog, project::cache_dir());
+    let builder = super::images::builder(engine, &project, catalog);
     let report = builder
         .build(
             &Selection { offline, names },
             BuildOptions::default(),
-            printer,
+            printer.progress(),
         )
         .await?;
     if report.failed() {
@@ -162,11 +162,6 @@ async fn build_images(
         .into());
     }
     Ok(())
-}
-
-fn seconds(d: Option<Duration>) -> String {
-    d.map(|d| format!("{:.1}s", d.as_secs_f64()))
-        .unwrap_or_else(|| "-".into())
 }
 
 fn table(report: &UpReport) -> String {
@@ -219,7 +214,7 @@ fn table(report: &UpReport) -> String {
             state,
             health,
             ports,
-            seconds(service.ready_after),
+            service.ready_after.map_or_else(|| "-".into(), seconds),
         ]);
     }
     table.to_string()

@@ -4,9 +4,9 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, UrlsArgs};
-use crate::error::ExitStatus;
 use crate::printer::Printer;
-use crate::stack::{Service, Stack};
+use finctl_compose::{Service, Stack};
+use finctl_error::ExitStatus;
 
 #[derive(Debug, Serialize)]
 pub(super) struct Endpoint {
@@ -95,8 +95,8 @@ fn describe(service: &Service, target: u16, host: &str, port: u16) -> (String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::Project;
-    use crate::stack::{LoadOptions, load};
+    use finctl_compose::Project;
+    use finctl_compose::{LoadOptions, load};
 
     fn project_endpoints(offline: bool) -> Vec<String> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

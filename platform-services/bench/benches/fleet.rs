@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use finctl::docker::Engine;
+use finctl_engine::Engine;
 use fleet_bench::fleet::{self, Infra, Role, SERVICES, ServiceContainer};
 use fleet_bench::http_load::HttpLoad;
 use fleet_bench::job_load::JobLoad;

@@ -12,7 +12,7 @@ use crate::cpus;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, LogsOptionsBuilder, StartContainerOptions,
 };
-use finctl::docker::Engine;
+use finctl_engine::Engine;
 use futures_util::StreamExt;
 
 /// Short names of the six services; images are `finctl/<name>:latest`.

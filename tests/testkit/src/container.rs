@@ -12,8 +12,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use finctl::docker::Engine;
-use finctl::orchestrate::readiness::run_probe;
+use finctl_engine::{Engine, run_probe};
 
 /// Between two runs of the readiness check while waiting.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);

@@ -1,18 +1,17 @@
-//! Makes sure an offline image exists before a test starts it, using finctl's own builder.
+//! Makes sure an offline image exists before a test starts it. A missing one is built by
+//! finctl itself, `finctl images build --offline RECIPE`, as a user would build it
+//! (idempotent: an up-to-date image is reused), so the kit needs only the engine layer.
 
 use std::path::PathBuf;
 
 use tokio::sync::Mutex;
 
-use finctl::docker::Engine;
-use finctl::images::{BuildOptions, BuildOutcome, Builder, Catalog, Selection};
-use finctl::printer::Printer;
-use finctl::project::{self, Project};
+use finctl_engine::Engine;
 
 /// One build at a time per test binary; builds are idempotent across binaries.
 static BUILD: Mutex<()> = Mutex::const_new(());
 
-fn project_root() -> PathBuf {
+fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -26,23 +25,18 @@ pub async fn ensure(engine: &Engine, recipe: &str, tag: &str) -> anyhow::Result<
         return Ok(());
     }
     eprintln!("finctl-testkit: image {tag} is missing; building it (finctl images build {recipe})");
-    let project = Project::locate(Some(&project_root()))?;
-    let catalog = Catalog::load(&project)?;
-    let builder = Builder::new(engine.clone(), project, catalog, project::cache_dir());
-    let selection = Selection {
-        offline: true,
-        names: vec![recipe.to_string()],
-    };
-    let report = builder
-        .build(&selection, BuildOptions::default(), &Printer::plain())
+    // `cargo run` of the release binary: a different profile from the test build, so it
+    // does not wait on the lock of the `cargo test` that runs us.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = tokio::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["run", "--release", "-q", "-p", "finctl", "--"])
+        .args(["images", "build", "--offline", recipe])
+        .status()
         .await?;
-    if let Some(failed) = report.images.iter().find(|i| {
-        matches!(
-            i.outcome,
-            BuildOutcome::Failed { .. } | BuildOutcome::Skipped { .. }
-        )
-    }) {
-        anyhow::bail!("building {} failed: {:?}", failed.name, failed.outcome);
-    }
+    anyhow::ensure!(
+        status.success(),
+        "`finctl images build --offline {recipe}` failed ({status}); its output is above"
+    );
     Ok(())
 }

@@ -10,15 +10,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A missing image is built first with finctl's own image builder (idempotent: an up-to-date
-//! image is reused), so a test never depends on a hand-started server.
+//! A missing image is built first by finctl itself (idempotent: an up-to-date image is
+//! reused), so a test never depends on a hand-started server.
+//!
+//! Depends on the engine layer (`finctl-engine`) only: never on the CLI, orchestration or
+//! the image builder, so a service crate's tests do not compile them.
 
 mod container;
 mod images;
 
 use std::time::Duration;
 
-pub use container::{Container, remove_blocking};
+pub use container::{Container, free_port, remove_blocking};
 
 /// The label every test container carries, so stragglers of a killed run can be found.
 pub const TEST_LABEL: &str = "io.finctl.test";

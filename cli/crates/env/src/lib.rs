@@ -1,0 +1,77 @@
+//! Every environment variable finctl reads, named once. Code reads them through these
+//! constants, and `finctl --help` builds its environment section from [`DOCUMENTED`], so the
+//! help cannot drift from what is read.
+//!
+//! This crate depends on nothing.
+
+/// Overrides where the project (the folder holding `compose/`) is.
+pub const FINCTL_PROJECT_DIR: &str = "FINCTL_PROJECT_DIR";
+/// Overrides where heavy build artefacts are cached (default `~/.cache/finctl`).
+pub const FINCTL_CACHE_DIR: &str = "FINCTL_CACHE_DIR";
+/// Overrides the Debian mirror used by debootstrap and package downloads
+/// (default: read from the machine's apt sources).
+pub const FINCTL_DEBIAN_MIRROR: &str = "FINCTL_DEBIAN_MIRROR";
+/// Compose's: the project name (wins over `.env` and the folder name).
+pub const COMPOSE_PROJECT_NAME: &str = "COMPOSE_PROJECT_NAME";
+/// Compose's: the active profiles, comma-separated, when no `--profile` is given.
+pub const COMPOSE_PROFILES: &str = "COMPOSE_PROFILES";
+/// Standard: the Docker engine address (`unix:///...` or `tcp://...`).
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// Standard: disables coloured output when set to anything.
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Standard: where `~` is.
+pub const HOME: &str = "HOME";
+/// Standard: XDG cache root.
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+
+/// A variable users set, with the one line `--help` says about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Documented {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
+/// The variables `finctl --help` lists, in that order.
+pub const DOCUMENTED: &[Documented] = &[
+    Documented {
+        name: FINCTL_PROJECT_DIR,
+        help: "the project folder (default: found by walking up to compose/)",
+    },
+    Documented {
+        name: FINCTL_CACHE_DIR,
+        help: "where heavy build artefacts are cached (default: ~/.cache/finctl)",
+    },
+    Documented {
+        name: FINCTL_DEBIAN_MIRROR,
+        help: "Debian mirror for image builds (default: read from apt's sources)",
+    },
+    Documented {
+        name: COMPOSE_PROJECT_NAME,
+        help: "the Compose project name (default: compose/.env, then the folder name)",
+    },
+    Documented {
+        name: COMPOSE_PROFILES,
+        help: "active profiles, comma-separated, when no --profile is given",
+    },
+    Documented {
+        name: DOCKER_HOST,
+        help: "the Docker engine (default: the local socket)",
+    },
+    Documented {
+        name: NO_COLOR,
+        help: "disable colour",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_names_are_unique() {
+        let mut names: Vec<&str> = DOCUMENTED.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DOCUMENTED.len());
+    }
+}

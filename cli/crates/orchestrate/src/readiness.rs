@@ -1,0 +1,260 @@
+//! When a started container counts as ready, seen within about 100 ms: Docker's state is
+//! polled every 100 ms and, where the service has a healthcheck, the check itself is run on
+//! demand through `exec` instead of waiting for Docker's next interval.
+
+use std::time::{Duration, Instant};
+
+use finctl_compose::{Condition, RestartPolicy, Service, Stack};
+use finctl_engine::{self as inventory, ContainerInfo};
+use finctl_engine::{Engine, run_probe};
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// How long a just-started service without a healthcheck must stay up to count as started
+/// successfully (so a process that dies at once fails `up` instead of passing it).
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// What "ready" means for one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Running is enough (no healthcheck).
+    Running,
+    /// Its healthcheck passes.
+    Healthy,
+    /// A one-shot job: it exited 0.
+    Completed,
+}
+
+/// A one-shot job: something waits for it to complete, or it restarts never and has neither
+/// a healthcheck nor published ports (a task, not a server).
+pub fn is_one_shot(stack: &Stack, service: &Service) -> bool {
+    let awaited = stack
+        .services
+        .values()
+        .any(|s| s.depends_on.get(&service.name) == Some(&Condition::CompletedSuccessfully));
+    awaited
+        || (service.restart == RestartPolicy::No
+            && !service.has_healthcheck()
+            && service.ports.is_empty())
+}
+
+pub fn readiness_of(stack: &Stack, service: &Service) -> Readiness {
+    if is_one_shot(stack, service) {
+        Readiness::Completed
+    } else if service.has_healthcheck() {
+        Readiness::Healthy
+    } else {
+        Readiness::Running
+    }
+}
+
+/// How waiting ended.
+#[derive(Debug, Clone)]
+pub enum Wait {
+    Ready,
+    Failed {
+        reason: String,
+        /// The output of the last healthcheck (ours or Docker's).
+        health_output: Option<String>,
+    },
+}
+
+/// The phase the caller shows while waiting.
+pub trait Observer: Sync {
+    fn waiting(&self, what: &str);
+}
+
+/// Waits until the container `id` of `service` is ready, or has failed, or `deadline` passed.
+pub async fn wait_ready(
+    engine: &Engine,
+    id: &str,
+    service: &Service,
+    readiness: Readiness,
+    deadline: Instant,
+    settle: Duration,
+    observer: &dyn Observer,
+) -> anyhow::Result<Wait> {
+    let probe = service
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.exec_command().map(|cmd| (cmd, h.timeout_or_default())));
+    let mut last_output: Option<String> = None;
+    let mut said = "";
+    let mut restarts_before: Option<i64> = None;
+    let mut running_since: Option<Instant> = None;
+    let mut next_probe = Instant::now();
+    let gate_ports: Vec<u16> = service.served_ports().map(|p| p.target).collect();
+    let mut last_probe: Option<Instant> = None;
+    loop {
+        let Some(info) = inventory::inspect(engine, id).await? else {
+            return Ok(Wait::Failed {
+                reason: "its container was removed".into(),
+                health_output: last_output,
+            });
+        };
+        let restarts = *restarts_before.get_or_insert(info.restart_count);
+        if info.restart_count > restarts {
+            return Ok(Wait::Failed {
+                reason: format!(
+                    "it crashed (exit code {}) and Docker keeps restarting it",
+                    info.exit_code.unwrap_or(-1)
+                ),
+                health_output: last_output,
+            });
+        }
+        let settling = readiness == Readiness::Running && info.health.is_none();
+        match judge(&info, readiness, &mut last_output) {
+            Some(Wait::Ready) if settling && !settle.is_zero() => {
+                if running_since.get_or_insert_with(Instant::now).elapsed() >= settle {
+                    return Ok(Wait::Ready);
+                }
+                if said != "settle" {
+                    observer.waiting("started; checking that it stays up");
+                    said = "settle";
+                }
+            }
+            Some(done) => return Ok(done),
+            None => {}
+        }
+        if settling {
+            // Handled above.
+        } else if readiness != Readiness::Completed && info.running() {
+            if said != "health" {
+                observer.waiting("waiting for health");
+                said = "health";
+            }
+            let due = Instant::now() >= next_probe
+                && match port_state(&info.addresses, &gate_ports).await {
+                    PortState::Open => true,
+                    PortState::Refused => false,
+                    PortState::Unknown => last_probe.is_none_or(|at| at.elapsed() >= GATE_FALLBACK),
+                };
+            if let Some((cmd, timeout)) = probe.as_ref().filter(|_| due) {
+                last_probe = Some(Instant::now());
+                let budget = (*timeout).min(deadline.saturating_duration_since(Instant::now()));
+                let probe_started = Instant::now();
+                let result = run_probe(engine, id, cmd, budget).await;
+                // A heavy check (a Python script, say) run back to back would take the CPU
+                // the starting service needs: keep probing to at most a third of the time.
+                next_probe = Instant::now() + (probe_started.elapsed() * 2).max(POLL);
+                if let Ok((code, output)) = result {
+                    last_output = Some(output);
+                    if code == Some(0) {
+                        return Ok(Wait::Ready);
+                    }
+                }
+            }
+        } else if readiness == Readiness::Completed && said != "complete" {
+            observer.waiting("running to completion");
+            said = "complete";
+        }
+        if Instant::now() >= deadline {
+            return Ok(Wait::Failed {
+                reason: format!(
+                    "not ready in time (state {}, health {})",
+                    info.state,
+                    info.health.as_deref().unwrap_or("none")
+                ),
+                health_output: last_output.or(info.last_health_output),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether a service that publishes ports can be serving yet, as its container's network
+/// stack says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortState {
+    /// One of its served ports accepts connections (or it has none: nothing to wait for).
+    Open,
+    /// Every one refused: nothing listens yet, so its healthcheck cannot pass and is not run.
+    /// A server that binds its port once ready (the IdP does) is thus not probed in a loop
+    /// while it starts, and its checks (a Python script there, run in its own CPU quota) do
+    /// not take the CPU it needs. The ports are tried every poll, so readiness is still seen
+    /// within about 100 ms of the bind; Docker's own healthcheck still counts meanwhile.
+    Refused,
+    /// The container cannot be reached from here (Docker Desktop, host networking): the
+    /// healthcheck is run every [`GATE_FALLBACK`].
+    Unknown,
+}
+
+const GATE_FALLBACK: Duration = Duration::from_secs(2);
+
+async fn port_state(addresses: &[std::net::IpAddr], ports: &[u16]) -> PortState {
+    if ports.is_empty() {
+        return PortState::Open;
+    }
+    if addresses.is_empty() {
+        return PortState::Unknown;
+    }
+    let attempts = addresses.iter().flat_map(|ip| {
+        ports.iter().map(move |port| async move {
+            let addr = std::net::SocketAddr::new(*ip, *port);
+            match tokio::time::timeout(POLL / 2, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => PortState::Open,
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    PortState::Refused
+                }
+                _ => PortState::Unknown,
+            }
+        })
+    });
+    let states = futures_util::future::join_all(attempts).await;
+    if states.contains(&PortState::Open) {
+        PortState::Open
+    } else if states.iter().all(|s| *s == PortState::Refused) {
+        PortState::Refused
+    } else {
+        PortState::Unknown
+    }
+}
+
+/// The verdict Docker's state already gives, if any.
+fn judge(
+    info: &ContainerInfo,
+    readiness: Readiness,
+    last_output: &mut Option<String>,
+) -> Option<Wait> {
+    let failed = |reason: String, last_output: &mut Option<String>| {
+        Some(Wait::Failed {
+            reason,
+            health_output: last_output
+                .take()
+                .or_else(|| info.last_health_output.clone()),
+        })
+    };
+    match info.state.as_str() {
+        "exited" | "dead" => {
+            if readiness == Readiness::Completed && info.exit_code == Some(0) {
+                Some(Wait::Ready)
+            } else {
+                failed(
+                    format!("it exited (exit code {})", info.exit_code.unwrap_or(-1)),
+                    last_output,
+                )
+            }
+        }
+        // Docker's restart policy is bringing it back after a crash: report the crash now
+        // rather than wait out the timeout while it loops.
+        "restarting" => failed(
+            format!(
+                "it crashed (exit code {}) and Docker keeps restarting it",
+                info.exit_code.unwrap_or(-1)
+            ),
+            last_output,
+        ),
+        // A service without a healthcheck of its own may inherit the image's: Docker's
+        // verdict on it counts too.
+        "running" => match (readiness, info.health.as_deref()) {
+            (Readiness::Running | Readiness::Healthy, Some("healthy")) => Some(Wait::Ready),
+            (Readiness::Running | Readiness::Healthy, Some("unhealthy")) => {
+                failed("its healthcheck fails (unhealthy)".into(), last_output)
+            }
+            (Readiness::Running, Some("starting")) | (Readiness::Healthy, _) => None,
+            (Readiness::Running, _) => Some(Wait::Ready),
+            (Readiness::Completed, _) => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,209 @@
+//! The stack as it is now, one row per service: what `ps` and `health` print.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::readiness;
+use finctl_compose::Stack;
+use finctl_engine::Engine;
+use finctl_engine::{self as inventory, ContainerInfo};
+
+/// One service's state. This is the `--json` schema of `ps` and `health` (an array of these).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceStatus {
+    /// The Compose service name.
+    pub service: String,
+    /// The container name, `null` when there is none.
+    pub container: Option<String>,
+    /// `missing` (no container), or Docker's state: created, running, restarting, paused,
+    /// exited, dead.
+    pub state: String,
+    /// healthy, unhealthy, starting, or `none` (no healthcheck).
+    pub health: String,
+    /// The exit code once the container has stopped, else `null`.
+    pub exit_code: Option<i64>,
+    /// Published ports, `127.0.0.1:6379->6379/tcp`.
+    pub ports: Vec<String>,
+    /// A one-shot job (done when it exited 0).
+    pub one_shot: bool,
+    /// Whether the service is as it should be: running and healthy (or without
+    /// healthcheck), or a one-shot that exited 0.
+    pub ok: bool,
+}
+
+/// The status of every enabled service, plus containers of the project whose service is not
+/// enabled (or no longer defined), in service order.
+///
+/// A container Docker still calls `starting` (its healthcheck has not run since the service
+/// became ready, which with a 30 s interval is common right after `up`) has its healthcheck
+/// run now, so the answer is current rather than up to one interval old.
+pub async fn statuses(engine: &Engine, stack: &Stack) -> anyhow::Result<Vec<ServiceStatus>> {
+    let containers = inventory::project_containers(engine, &stack.project_name).await?;
+    let mut rows = rows(stack, &containers);
+    let probes = rows.iter().enumerate().filter_map(|(index, row)| {
+        let container = row.container.clone()?;
+        let check = stack.services.get(&row.service)?.healthcheck.as_ref()?;
+        let cmd = check.exec_command()?;
+        let timeout = check.timeout_or_default().min(PROBE_TIMEOUT);
+        (row.health == "starting").then_some(async move {
+            let passed = matches!(
+                finctl_engine::run_probe(engine, &container, &cmd, timeout).await,
+                Ok((Some(0), _))
+            );
+            (index, passed)
+        })
+    });
+    for (index, passed) in join_all(probes).await {
+        if passed {
+            rows[index].health = "healthy".into();
+            rows[index].ok = !rows[index].one_shot;
+        }
+    }
+    Ok(rows)
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn rows(stack: &Stack, containers: &[ContainerInfo]) -> Vec<ServiceStatus> {
+    let mut rows: Vec<ServiceStatus> = stack
+        .enabled_services()
+        .map(|service| {
+            let one_shot = readiness::is_one_shot(stack, service);
+            let wanted = stack.container_name(service, 1);
+            let container = containers
+                .iter()
+                .find(|c| c.name == wanted)
+                .or_else(|| containers.iter().find(|c| c.service == service.name));
+            row(&service.name, container, one_shot)
+        })
+        .collect();
+    for container in containers {
+        if !rows
+            .iter()
+            .any(|r| r.container.as_deref() == Some(&container.name))
+        {
+            rows.push(row(&container.service, Some(container), false));
+        }
+    }
+    rows.sort_by(|a, b| a.service.cmp(&b.service));
+    rows
+}
+
+fn row(service: &str, container: Option<&ContainerInfo>, one_shot: bool) -> ServiceStatus {
+    let Some(c) = container else {
+        return ServiceStatus {
+            service: service.to_owned(),
+            container: None,
+            state: "missing".into(),
+            health: "none".into(),
+            exit_code: None,
+            ports: Vec::new(),
+            one_shot,
+            ok: false,
+        };
+    };
+    // A stopped container's last health verdict is history, not its health.
+    let health = match &c.health {
+        Some(h) if c.running() => h.clone(),
+        _ => "none".into(),
+    };
+    let ok = if one_shot {
+        c.state == "exited" && c.exit_code == Some(0)
+    } else {
+        c.running() && (health == "healthy" || health == "none")
+    };
+    ServiceStatus {
+        service: service.to_owned(),
+        container: Some(c.name.clone()),
+        state: c.state.clone(),
+        health,
+        exit_code: (!c.running()).then_some(c.exit_code).flatten(),
+        ports: c.ports.clone(),
+        one_shot,
+        ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use finctl_compose::{LoadOptions, load};
+
+    fn container(
+        service: &str,
+        state: &str,
+        health: Option<&str>,
+        exit: Option<i64>,
+    ) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{service}"),
+            name: format!("demo_{service}_1"),
+            service: service.into(),
+            state: state.into(),
+            health: health.map(str::to_owned),
+            exit_code: exit,
+            restart_count: 0,
+            config_hash: None,
+            ports: Vec::new(),
+            last_health_output: None,
+            addresses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ok_means_running_and_healthy_or_a_completed_one_shot() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("docker-compose.yml");
+        std::fs::write(
+            &file,
+            r#"
+services:
+  db: {image: x, restart: always, healthcheck: {test: ["CMD", "true"]}}
+  init: {image: x, restart: "no", depends_on: {db: {condition: service_healthy}}}
+  app: {image: x, restart: always, depends_on: {init: {condition: service_completed_successfully}}}
+  web: {image: x, restart: always}
+  extra: {image: x, profiles: [later]}
+"#,
+        )
+        .unwrap();
+        let stack = load(&LoadOptions {
+            files: vec![file],
+            profiles: Vec::new(),
+            project_name: Some("demo".into()),
+            environment: BTreeMap::new(),
+        })
+        .unwrap();
+        let containers = [
+            container("db", "running", Some("unhealthy"), Some(0)),
+            container("init", "exited", Some("unhealthy"), Some(0)),
+            container("app", "exited", None, Some(1)),
+            container("gone", "running", None, None),
+        ];
+        let rows = rows(&stack, &containers);
+        let get = |name: &str| rows.iter().find(|r| r.service == name).unwrap();
+        assert!(!get("db").ok);
+        assert_eq!(
+            get("db").exit_code,
+            None,
+            "a running container has no exit code"
+        );
+        assert!(get("init").ok && get("init").one_shot);
+        assert_eq!(
+            get("init").health,
+            "none",
+            "a stopped container's health is history"
+        );
+        assert!(!get("app").ok);
+        assert_eq!(get("app").exit_code, Some(1));
+        assert_eq!(get("web").state, "missing");
+        assert!(!get("web").ok);
+        // Not enabled by the profiles and without a container: not listed.
+        assert!(rows.iter().all(|r| r.service != "extra"));
+        // A container of a service no longer in the file still shows.
+        assert_eq!(get("gone").container.as_deref(), Some("demo_gone_1"));
+    }
+}
