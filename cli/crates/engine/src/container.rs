@@ -1,12 +1,12 @@
 //! What exists in Docker for a Compose project: its containers, as the labels say.
 
-use anyhow::Context;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::Engine;
+use crate::error::{ApiResultExt, EngineError};
 use crate::labels;
 
 /// One container of the project, from `inspect`.
@@ -107,7 +107,7 @@ impl ContainerInfo {
 pub async fn project_containers(
     engine: &Engine,
     project: &str,
-) -> anyhow::Result<Vec<ContainerInfo>> {
+) -> Result<Vec<ContainerInfo>, EngineError> {
     let options = ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&labels::project_filter(project))
@@ -116,7 +116,7 @@ pub async fn project_containers(
         .api()
         .list_containers(Some(options))
         .await
-        .context("listing the stack's containers")?;
+        .what(|| format!("listing the containers of project {project}"))?;
     let inspected = join_all(summaries.iter().filter_map(|s| s.id.as_deref()).map(|id| {
         let api = engine.api().clone();
         async move { api.inspect_container(id, None).await }
@@ -133,13 +133,13 @@ pub async fn project_containers(
 }
 
 /// One container by id or name; `None` when it does not exist.
-pub async fn inspect(engine: &Engine, id: &str) -> anyhow::Result<Option<ContainerInfo>> {
+pub async fn inspect(engine: &Engine, id: &str) -> Result<Option<ContainerInfo>, EngineError> {
     match engine.api().inspect_container(id, None).await {
         Ok(inspect) => Ok(Some(ContainerInfo::from_inspect(inspect))),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("inspecting container {id}")),
+        Err(err) => Err(err).what(|| format!("inspecting container {id}")),
     }
 }
 

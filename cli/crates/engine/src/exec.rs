@@ -1,13 +1,13 @@
 //! A command run in a container with its input and output attached (`finctl exec`, the
 //! shells): the caller pumps the streams, then asks for the exit code.
 
-use anyhow::Context;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::Stream;
 use tokio::io::AsyncWrite;
 
 use crate::Engine;
+use crate::error::{ApiResultExt, EngineError};
 
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
@@ -35,13 +35,13 @@ pub struct ExecHandle {
 
 impl ExecHandle {
     /// The command's exit code, once its output has ended.
-    pub async fn exit_code(&self) -> anyhow::Result<i64> {
+    pub async fn exit_code(&self) -> Result<i64, EngineError> {
         let inspect = self
             .engine
             .api()
             .inspect_exec(&self.id)
             .await
-            .context("reading the exec's exit code")?;
+            .what(|| format!("reading the exit code of exec {}", self.id))?;
         Ok(inspect.exit_code.unwrap_or(1))
     }
 }
@@ -51,7 +51,7 @@ pub async fn exec_attached(
     engine: &Engine,
     container: &str,
     options: &ExecOptions,
-) -> anyhow::Result<Attached> {
+) -> Result<Attached, EngineError> {
     let created = engine
         .api()
         .create_exec(
@@ -67,7 +67,7 @@ pub async fn exec_attached(
             },
         )
         .await
-        .with_context(|| format!("creating the exec in {container}"))?;
+        .what(|| format!("creating the exec in {container}"))?;
     let started = engine
         .api()
         .start_exec(
@@ -79,7 +79,7 @@ pub async fn exec_attached(
             }),
         )
         .await
-        .context("starting the exec")?;
+        .what(|| format!("starting the exec in {container}"))?;
     match started {
         StartExecResults::Attached { output, input } => Ok(Attached {
             output,
@@ -89,6 +89,8 @@ pub async fn exec_attached(
                 engine: engine.clone(),
             },
         }),
-        StartExecResults::Detached => anyhow::bail!("the engine started the exec detached"),
+        StartExecResults::Detached => Err(EngineError::Detached {
+            container: container.to_owned(),
+        }),
     }
 }

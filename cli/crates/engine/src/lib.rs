@@ -7,6 +7,7 @@
 
 mod connect;
 mod container;
+mod error;
 mod exec;
 pub mod labels;
 mod logs;
@@ -14,6 +15,7 @@ mod probe;
 
 pub use connect::Engine;
 pub use container::{ContainerInfo, inspect, project_containers, tail_logs};
+pub use error::EngineError;
 pub use exec::{Attached, ExecHandle, ExecOptions, exec_attached};
 pub use logs::{LogLine, LogOptions, follow_logs};
 pub use probe::run_probe;

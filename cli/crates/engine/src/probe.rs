@@ -6,6 +6,7 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
 
 use crate::Engine;
+use crate::error::{ApiResultExt, EngineError};
 
 /// Runs `cmd` in the container; its exit code and combined output.
 pub async fn run_probe(
@@ -13,7 +14,7 @@ pub async fn run_probe(
     id: &str,
     cmd: &[String],
     timeout: Duration,
-) -> anyhow::Result<(Option<i64>, String)> {
+) -> Result<(Option<i64>, String), EngineError> {
     let exec = engine
         .api()
         .create_exec(
@@ -25,18 +26,23 @@ pub async fn run_probe(
                 ..Default::default()
             },
         )
-        .await?;
+        .await
+        .what(|| format!("creating a probe exec in {id}"))?;
     let mut output = String::new();
     let run = async {
         if let StartExecResults::Attached {
             output: mut out, ..
-        } = engine.api().start_exec(&exec.id, None).await?
+        } = engine
+            .api()
+            .start_exec(&exec.id, None)
+            .await
+            .what(|| format!("starting the probe exec in {id}"))?
         {
             while let Some(Ok(chunk)) = out.next().await {
                 output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
             }
         }
-        anyhow::Ok(())
+        Ok::<(), EngineError>(())
     };
     if tokio::time::timeout(timeout.max(Duration::from_millis(200)), run)
         .await
@@ -44,6 +50,10 @@ pub async fn run_probe(
     {
         return Ok((None, format!("healthcheck timed out after {timeout:?}")));
     }
-    let inspect = engine.api().inspect_exec(&exec.id).await?;
+    let inspect = engine
+        .api()
+        .inspect_exec(&exec.id)
+        .await
+        .what(|| format!("reading the probe's exit code in {id}"))?;
     Ok((inspect.exit_code, output.trim_end().to_owned()))
 }
