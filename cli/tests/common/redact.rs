@@ -47,8 +47,17 @@ impl Redact {
         redact
     }
 
-    /// The generic rules after `project`'s own values: its folder, name and port variables.
+    /// The generic rules after `project`'s own values (see [`Self::values`]).
     pub fn project(project: &Project) -> Self {
+        let mut redact = Self::values(project);
+        redact.rules.extend(Self::new().rules);
+        redact
+    }
+
+    /// Only `project`'s own values: its folder, name and port variables. For text that is
+    /// otherwise the same on every run (error messages, which may quote durations such as
+    /// `90s` that the generic rules would hide).
+    pub fn values(project: &Project) -> Self {
         let mut redact = Self { rules: Vec::new() }
             .exact(&project.dir().display().to_string(), "[PROJECT_DIR]")
             .exact(&project.name, "[PROJECT]");
@@ -57,7 +66,6 @@ impl Redact {
                 redact = redact.pattern(&format!(r"\b{value}\b"), &format!("[{key}]"));
             }
         }
-        redact.rules.extend(Self::new().rules);
         redact
     }
 

@@ -7,13 +7,14 @@ use std::process::{Command, Stdio};
 
 use super::{Output, Project};
 
-/// Variables of the caller's shell that would change which stack finctl sees; removed from
-/// every run unless the test sets them itself.
-const ISOLATED: [&str; 4] = [
+/// Variables of the caller's shell that would change which stack finctl sees (or, `COLUMNS`,
+/// how help text wraps); removed from every run unless the test sets them itself.
+const ISOLATED: [&str; 5] = [
     "COMPOSE_PROFILES",
     "COMPOSE_FILE",
     "COMPOSE_PROJECT_NAME",
     "FINCTL_PROJECT_DIR",
+    "COLUMNS",
 ];
 
 /// A `finctl` invocation: `Test::new().args([..]).env(..).run().status(0).stdout_contains(..)`.
