@@ -1,10 +1,9 @@
 //! `finctl images` as a user meets it: the real binary, real recipe files, a real engine.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 mod common;
-use common::{Project, Test};
+use common::{ImageGuard, Project, Test, image_id};
 
 fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -138,23 +137,6 @@ fn project_on_real_base(children: &[(&str, &str, &str)]) -> Project {
     )
 }
 
-fn image_id(tag: &str) -> Option<String> {
-    let output = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", tag])
-        .output()
-        .unwrap();
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-fn remove_image(tag: &str) {
-    let _ = Command::new("docker")
-        .args(["image", "rm", "-f", tag])
-        .output();
-}
-
 #[test]
 fn a_package_that_cannot_be_fetched_fails_with_apt_s_words() {
     let tag = format!("finctl-test/nopkg:{}", std::process::id());
@@ -173,6 +155,7 @@ fn a_package_that_cannot_be_fetched_fails_with_apt_s_words() {
 #[test]
 fn a_failed_build_never_replaces_the_image_under_the_tag() {
     let tag = format!("finctl-test/keep:{}", std::process::id());
+    let _guard = ImageGuard(tag.clone());
     let toml = format!("tag = \"{tag}\"\nfrom = \"base\"\n");
     let good = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo one > /version\n";
     let project = project_on_real_base(&[("keep", &toml, good)]);
@@ -209,5 +192,4 @@ fn a_failed_build_never_replaces_the_image_under_the_tag() {
     let after = image_id(&tag).expect("rebuilt");
     assert_ne!(after, before);
     assert_eq!(image_id(&before), None, "the previous image was removed");
-    remove_image(&tag);
 }

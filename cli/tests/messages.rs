@@ -216,3 +216,32 @@ fn error_unknown_image_recipe() {
         project.finctl().args(["images", "build", "postgress"]),
     );
 }
+
+/// The filters themselves: two tables whose hidden values differ in width redact to the same
+/// aligned text.
+#[test]
+fn redaction_does_not_depend_on_the_width_of_what_it_hides() {
+    let table = |port: &str, time: &str| {
+        let row = format!("127.0.0.1:{port}->6379/tcp");
+        let width = row.len().max(5);
+        format!(
+            "┌{line}┐\n│ service  ports{pad}  ready after │\n╞{eq}╡\n│ cache    {row}  {time:<11} │\n└{line}┘\nReady in {time}.",
+            line = "─".repeat(width + 24),
+            eq = "═".repeat(width + 24),
+            pad = " ".repeat(width - 5),
+        )
+    };
+    let redact = Redact::new();
+    let narrow = redact.apply(&table("1024", "0.4s"));
+    let wide = redact.apply(&table("61000", "112.5s"));
+    assert_eq!(narrow, wide);
+    assert_eq!(
+        narrow,
+        "┌──────────────────────────────────────────────────┐\n\
+         │ service  ports                       ready after │\n\
+         ╞══════════════════════════════════════════════════╡\n\
+         │ cache    127.0.0.1:[PORT]->6379/tcp  [TIME]      │\n\
+         └──────────────────────────────────────────────────┘\n\
+         Ready in [TIME]."
+    );
+}

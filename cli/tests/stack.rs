@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{Project, docker_ids};
+use common::{ImageGuard, Project, docker_ids, image_id};
 
 const STACK: &str = r#"
 services:
@@ -483,24 +483,6 @@ fn bad_input_fails_before_touching_docker() {
     assert!(project.labelled(&["ps", "-a"]).is_empty());
 }
 
-/// Removes an image when dropped (a test's own image, whatever the test's outcome).
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
-
-fn image_exists(tag: &str) -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", tag])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 #[test]
 fn nuke_removes_the_stack_and_only_its_own_images() {
     // An image of this test's own, marked as built by finctl: finctl/redis:offline plus the
@@ -558,9 +540,9 @@ volumes:
     assert!(project.labelled(&["ps", "-a"]).is_empty());
     assert!(project.labelled(&["volume", "ls"]).is_empty());
     assert!(project.labelled(&["network", "ls"]).is_empty());
-    assert!(!image_exists(&tag), "{tag} is still there");
+    assert!(image_id(&tag).is_none(), "{tag} is still there");
     assert!(
-        image_exists("finctl/redis:offline"),
+        image_id("finctl/redis:offline").is_some(),
         "another image was removed"
     );
     drop(guard);

@@ -11,11 +11,13 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
+mod image;
 mod output;
 mod project;
 mod redact;
 mod test;
 
+pub use image::{ImageGuard, image_id};
 pub use output::Output;
 pub use project::{Project, docker_ids, free_port};
 pub use redact::Redact;

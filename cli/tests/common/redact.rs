@@ -1,9 +1,9 @@
 //! [`Redact`]: the filters that make finctl's output the same text on every run and machine
 //! (temp paths, project names, ports, durations, ids, sizes, timestamps, pids), for insta.
 //!
-//! Tables keep their shape: in a table row (a line that starts with `│`) a placeholder longer
-//! or shorter than what it replaces takes or gives the difference from the next run of padding,
-//! so columns stay aligned whatever the width of the value that was there.
+//! Tables keep their shape: each table is cut into cells at its header's column starts, each
+//! cell is redacted, and the table is drawn again at the widths the cells have now, so the
+//! snapshot does not depend on how wide the values that were there were.
 
 use regex::Regex;
 
@@ -83,60 +83,99 @@ impl Redact {
 
     /// `text` with every rule applied in order, tables kept aligned.
     pub fn apply(&self, text: &str) -> String {
-        let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
-        for (regex, placeholder) in &self.rules {
-            for line in &mut lines {
-                *line = if line.starts_with('│') {
-                    replace_in_row(line, regex, placeholder)
-                } else {
-                    regex.replace_all(line, placeholder.as_str()).into_owned()
-                };
+        let mut out = Vec::new();
+        let mut lines = text.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            if !line.starts_with('┌') {
+                out.push(self.line(line));
+                continue;
+            }
+            let mut table = Vec::new();
+            while let Some(row) = lines.next_if(|l| !l.starts_with('└')) {
+                table.push(row);
+            }
+            let bottom = lines.next();
+            match self.table(&table) {
+                Some(rendered) if bottom.is_some() => out.extend(rendered),
+                _ => {
+                    out.push(self.line(line));
+                    out.extend(table.iter().map(|row| self.line(row)));
+                    out.extend(bottom.map(|row| self.line(row)));
+                }
             }
         }
-        lines.join("\n")
+        out.join("\n")
     }
-}
 
-/// Replaces right to left, so that padding adjusted to the right of a match does not move the
-/// matches still to be replaced.
-fn replace_in_row(row: &str, regex: &Regex, placeholder: &str) -> String {
-    let matches: Vec<(usize, usize)> = regex.find_iter(row).map(|m| (m.start(), m.end())).collect();
-    let mut row = row.to_owned();
-    for (start, end) in matches.into_iter().rev() {
-        let grown = width(placeholder) as isize - width(&row[start..end]) as isize;
-        row.replace_range(start..end, placeholder);
-        pad(&mut row, start + placeholder.len(), grown);
+    fn line(&self, line: &str) -> String {
+        self.rules
+            .iter()
+            .fold(line.to_owned(), |line, (regex, placeholder)| {
+                regex.replace_all(&line, placeholder.as_str()).into_owned()
+            })
     }
-    row
-}
 
-/// Takes `grown` spaces from (or, when negative, gives them to) the first run of padding at or
-/// after byte `from`: two or more spaces, or the spaces before the row's closing `│`. At least
-/// one space stays.
-fn pad(row: &mut String, from: usize, grown: isize) {
-    if grown == 0 {
-        return;
-    }
-    let bytes = row.as_bytes();
-    let mut i = from;
-    while i < bytes.len() {
-        if bytes[i] != b' ' {
-            i += 1;
-            continue;
+    /// A comfy-table `UTF8_BORDERS_ONLY` table (the lines between `┌` and `└`): cells cut at
+    /// the header's column starts, redacted, and drawn again at the widths they have now.
+    fn table(&self, lines: &[&str]) -> Option<Vec<String>> {
+        let rows: Vec<Vec<char>> = lines
+            .iter()
+            .filter(|l| l.starts_with('│'))
+            .map(|l| {
+                let chars: Vec<char> = l.chars().collect();
+                chars[1..chars.len().saturating_sub(1).max(1)].to_vec()
+            })
+            .collect();
+        let header = rows.first()?;
+        // A column starts after the leading pad, or after two spaces (the pads of two cells).
+        let starts: Vec<usize> = (1..header.len())
+            .filter(|&i| {
+                header[i] != ' ' && (i == 1 || (header[i - 1] == ' ' && header[i - 2] == ' '))
+            })
+            .collect();
+        if starts.first() != Some(&1) {
+            return None;
         }
-        let run_end = (i..bytes.len())
-            .find(|&j| bytes[j] != b' ')
-            .unwrap_or(bytes.len());
-        let run = run_end - i;
-        if run >= 2 || row[run_end..].starts_with('│') {
-            let new_run = (run as isize - grown).max(1) as usize;
-            row.replace_range(i..run_end, &" ".repeat(new_run));
-            return;
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                (0..starts.len())
+                    .map(|c| {
+                        let end = starts
+                            .get(c + 1)
+                            .copied()
+                            .unwrap_or(row.len())
+                            .min(row.len());
+                        let cell: String = row[starts[c].min(end)..end].iter().collect();
+                        self.line(cell.trim())
+                    })
+                    .collect()
+            })
+            .collect();
+        let widths: Vec<usize> = (0..starts.len())
+            .map(|c| {
+                cells
+                    .iter()
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let inner = widths.iter().sum::<usize>() + 2 * widths.len();
+        let separator = lines.iter().position(|l| l.starts_with('╞'));
+        let mut out = vec![format!("┌{}┐", "─".repeat(inner))];
+        for (i, row) in cells.iter().enumerate() {
+            if separator.is_some() && i == 1 {
+                out.push(format!("╞{}╡", "═".repeat(inner)));
+            }
+            let padded: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            out.push(format!("│ {} │", padded.join("  ")));
         }
-        i = run_end;
+        out.push(format!("└{}┘", "─".repeat(inner)));
+        Some(out)
     }
-}
-
-fn width(text: &str) -> usize {
-    text.chars().count()
 }
