@@ -64,14 +64,22 @@ impl Output {
 
     /// The exit code, then stderr: what a person reads when a command fails.
     pub fn code_and_stderr(&self) -> String {
-        format!("exit code: {:?}\n{}", self.code, self.stderr)
+        format!("exit code: {}\n{}", self.exit(), self.stderr)
+    }
+
+    fn exit(&self) -> String {
+        self.code
+            .map_or_else(|| "none (killed by a signal)".to_owned(), |c| c.to_string())
     }
 
     /// The run as a block of text: command, exit code, stdout, stderr.
     pub fn report(&self) -> String {
         format!(
-            "$ {}\nexit code: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.command_line, self.code, self.stdout, self.stderr
+            "$ {}\nexit code: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.command_line,
+            self.exit(),
+            self.stdout,
+            self.stderr
         )
     }
 
