@@ -7,57 +7,9 @@
 use std::net::TcpListener;
 
 mod common;
-use common::{Project, free_port};
+use common::{Project, free_port, stacks::PLATFORM_STAND_INS as STACK};
 
-const STACK: &str = r#"
-services:
-  cockroach:
-    image: finctl/postgres:offline
-    entrypoint: ["/usr/local/bin/postgres-entrypoint"]
-    ports:
-      - "127.0.0.1:${DB_PORT}:26257"
-    deploy:
-      resources:
-        limits:
-          memory: 512M
-    healthcheck:
-      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "26257", "-U", "root", "-d", "defaultdb"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 30s
-
-  redis:
-    image: finctl/redis:offline
-    command: ["redis-server", "--port", "6379", "--requirepass", "${REDIS_PASSWORD}"]
-    environment:
-      REDISCLI_AUTH: ${REDIS_PASSWORD}
-    ports:
-      - "127.0.0.1:${CACHE_PORT}:6379"
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]
-      interval: 30s
-      timeout: 3s
-      retries: 5
-
-  redpanda:
-    image: finctl/kafka:offline
-    entrypoint: ["/usr/local/bin/tansu"]
-    command: ["broker"]
-    environment:
-      CLUSTER_ID: finctl-test
-      LISTENER_URL: tcp://0.0.0.0:9092
-      ADVERTISED_LISTENER_URL: tcp://redpanda:9092
-      STORAGE_ENGINE: memory://tansu/
-    healthcheck:
-      test: ["CMD", "/usr/local/bin/tansu", "topic", "list", "--broker", "tcp://127.0.0.1:9092"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 5s
-"#;
-
-/// The stack above, with PostgreSQL published on `db_port`.
+/// [`STACK`], with PostgreSQL published on `db_port`.
 fn project(db_port: u16) -> Project {
     Project::new("finctl-shells", STACK)
         .env("DB_PORT", &db_port.to_string())

@@ -11,74 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{ImageGuard, Project, docker_ids, image_id};
-
-const STACK: &str = r#"
-services:
-  db:
-    image: finctl/postgres:offline
-    entrypoint: ["/usr/local/bin/postgres-entrypoint"]
-    ports:
-      - "127.0.0.1:${DB_PORT}:26257"
-    volumes:
-      - db-data:/var/lib/postgresql/data
-    deploy:
-      resources:
-        limits:
-          cpus: "1.0"
-          memory: 512M
-    healthcheck:
-      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "26257", "-U", "root", "-d", "defaultdb"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 30s
-
-  bootstrap:
-    image: finctl/postgres:offline
-    entrypoint: ["/bin/sh", "-c"]
-    command: ["psql -v ON_ERROR_STOP=1 -h db -p 26257 -U root -d defaultdb -tAc 'SELECT 1'"]
-    restart: "no"
-    depends_on:
-      db:
-        condition: service_healthy
-
-  cache:
-    image: finctl/redis:offline
-    command: ["redis-server", "--port", "6379"]
-    ports:
-      - "127.0.0.1:${CACHE_PORT}:6379"
-    restart: unless-stopped
-    environment:
-      GREETING: ${GREETING:-hello}
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]
-      interval: 30s
-      timeout: 3s
-      retries: 5
-    depends_on:
-      bootstrap:
-        condition: service_completed_successfully
-
-  broken:
-    image: finctl/redis:offline
-    profiles: ["broken"]
-    command: ["sh", "-c", "echo broken service starting; echo it will never be healthy; exec redis-server --port 6380"]
-    healthcheck:
-      test: ["CMD-SHELL", "echo probe says no; exit 1"]
-      interval: 1s
-      timeout: 2s
-      retries: 2
-
-  crashing:
-    image: finctl/redis:offline
-    profiles: ["crash"]
-    command: ["sh", "-c", "echo cannot start; exit 3"]
-    restart: unless-stopped
-
-volumes:
-  db-data:
-"#;
+use common::{ImageGuard, Project, docker_ids, image_id, stacks::DB_BOOTSTRAP_CACHE as STACK};
 
 /// The `action` `up --json` reports for each service.
 fn actions(report: &Value) -> Vec<(String, String)> {

@@ -11,51 +11,7 @@
 //! With `CI=true` a mismatch fails and nothing is written. Leave no `*.snap.new` behind.
 
 mod common;
-use common::{ImageGuard, Project, Redact};
-
-/// A database with a memory limit, a one-shot that needs it, and a cache after the one-shot:
-/// every row kind `ps` shows (healthy, exited 0, ports).
-const STACK: &str = r#"
-services:
-  db:
-    image: finctl/postgres:offline
-    entrypoint: ["/usr/local/bin/postgres-entrypoint"]
-    ports:
-      - "127.0.0.1:${DB_PORT}:26257"
-    deploy:
-      resources:
-        limits:
-          memory: 512M
-    healthcheck:
-      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "26257", "-U", "root", "-d", "defaultdb"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 30s
-
-  bootstrap:
-    image: finctl/postgres:offline
-    entrypoint: ["/bin/sh", "-c"]
-    command: ["psql -v ON_ERROR_STOP=1 -h db -p 26257 -U root -d defaultdb -tAc 'SELECT 1'"]
-    restart: "no"
-    depends_on:
-      db:
-        condition: service_healthy
-
-  cache:
-    image: finctl/redis:offline
-    command: ["redis-server", "--port", "6379"]
-    ports:
-      - "127.0.0.1:${CACHE_PORT}:6379"
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]
-      interval: 30s
-      timeout: 3s
-      retries: 5
-    depends_on:
-      bootstrap:
-        condition: service_completed_successfully
-"#;
+use common::{ImageGuard, Project, Redact, stacks::DB_BOOTSTRAP_CACHE as STACK};
 
 #[test]
 fn up_ps_health_urls_and_doctor_of_a_healthy_stack() {

@@ -15,6 +15,7 @@ mod image;
 mod output;
 mod project;
 mod redact;
+pub mod stacks;
 mod test;
 
 pub use image::{ImageGuard, image_id};
