@@ -39,8 +39,7 @@ fn help_shows_examples_and_exit_codes() {
 #[test]
 fn an_unknown_image_suggests_the_closest_name_and_exits_2() {
     Test::new()
-        .arg("--project-dir")
-        .arg(project_root())
+        .project_dir(project_root())
         .args(["images", "build", "postgress"])
         .assert_status(2)
         .stderr_contains("no image recipe named \"postgress\"")
@@ -83,8 +82,7 @@ fn a_parent_that_does_not_exist_is_named() {
 fn an_unreachable_engine_gives_a_cause_and_a_hint() {
     Test::new()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .arg("--project-dir")
-        .arg(project_root())
+        .project_dir(project_root())
         .args(["images", "list"])
         .assert_status(1)
         .stderr_contains("the Docker engine is not running")
@@ -94,8 +92,7 @@ fn an_unreachable_engine_gives_a_cause_and_a_hint() {
 #[test]
 fn list_json_reports_every_recipe_with_its_state() {
     let list = Test::new()
-        .arg("--project-dir")
-        .arg(project_root())
+        .project_dir(project_root())
         .args(["--json", "images", "list", "--offline"])
         .assert_status(0)
         .json();

@@ -16,9 +16,7 @@ use common::Test;
 
 /// finctl on the project itself (not a throwaway one: this test checks the real platform).
 fn finctl() -> Test {
-    Test::new()
-        .arg("--project-dir")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+    Test::new().project_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 #[tokio::test]

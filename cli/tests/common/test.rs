@@ -72,7 +72,13 @@ impl Test {
         self
     }
 
-    /// `--project-dir` (before the other arguments) and the project's variables.
+    /// `--project-dir DIR`, before the other arguments.
+    pub fn project_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.project_dir = Some(dir.into());
+        self
+    }
+
+    /// [`Self::project_dir`] of a throwaway project, and the project's variables.
     pub fn project(mut self, project: &Project) -> Self {
         self.project_dir = Some(project.dir().to_owned());
         let vars: Vec<_> = project
