@@ -39,7 +39,9 @@ impl Redact {
     pub fn new() -> Self {
         let mut redact = Self { rules: Vec::new() };
         if let Some(home) = std::env::var_os("HOME").filter(|h| h.len() > 1) {
-            redact = redact.exact(&home.to_string_lossy(), "[HOME]");
+            // As a path only: `/root` but not the user in `postgresql://root@`.
+            let home = regex::escape(&home.to_string_lossy());
+            redact = redact.pattern(&format!(r"(^|[^/\w]){home}(/|$|\s)"), "${1}[HOME]${2}");
         }
         for (pattern, placeholder) in GENERIC {
             redact = redact.pattern(pattern, placeholder);
@@ -74,7 +76,8 @@ impl Redact {
         self.pattern(&regex::escape(text), placeholder)
     }
 
-    /// Also replaces every match of the regex `pattern`.
+    /// Also replaces every match of the regex `pattern` (`placeholder` may name its groups:
+    /// `${1}`).
     pub fn pattern(mut self, pattern: &str, placeholder: &str) -> Self {
         let regex = Regex::new(pattern).unwrap_or_else(|err| panic!("{pattern}: {err}"));
         self.rules.push((regex, placeholder.to_owned()));
