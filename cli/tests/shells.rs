@@ -7,57 +7,9 @@
 use std::net::TcpListener;
 
 mod common;
-use common::{Project, free_port, stdout};
+use common::{Project, free_port, stacks::PLATFORM_STAND_INS as STACK};
 
-const STACK: &str = r#"
-services:
-  cockroach:
-    image: finctl/postgres:offline
-    entrypoint: ["/usr/local/bin/postgres-entrypoint"]
-    ports:
-      - "127.0.0.1:${DB_PORT}:26257"
-    deploy:
-      resources:
-        limits:
-          memory: 512M
-    healthcheck:
-      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "26257", "-U", "root", "-d", "defaultdb"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 30s
-
-  redis:
-    image: finctl/redis:offline
-    command: ["redis-server", "--port", "6379", "--requirepass", "${REDIS_PASSWORD}"]
-    environment:
-      REDISCLI_AUTH: ${REDIS_PASSWORD}
-    ports:
-      - "127.0.0.1:${CACHE_PORT}:6379"
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]
-      interval: 30s
-      timeout: 3s
-      retries: 5
-
-  redpanda:
-    image: finctl/kafka:offline
-    entrypoint: ["/usr/local/bin/tansu"]
-    command: ["broker"]
-    environment:
-      CLUSTER_ID: finctl-test
-      LISTENER_URL: tcp://0.0.0.0:9092
-      ADVERTISED_LISTENER_URL: tcp://redpanda:9092
-      STORAGE_ENGINE: memory://tansu/
-    healthcheck:
-      test: ["CMD", "/usr/local/bin/tansu", "topic", "list", "--broker", "tcp://127.0.0.1:9092"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 5s
-"#;
-
-/// The stack above, with PostgreSQL published on `db_port`.
+/// [`STACK`], with PostgreSQL published on `db_port`.
 fn project(db_port: u16) -> Project {
     Project::new("finctl-shells", STACK)
         .env("DB_PORT", &db_port.to_string())
@@ -65,8 +17,10 @@ fn project(db_port: u16) -> Project {
 }
 
 fn up(project: &Project) {
-    let output = project.run(&["up", "--timeout", "2m"]);
-    assert_eq!(output.status.code(), Some(0), "up failed");
+    project
+        .finctl()
+        .args(["up", "--timeout", "2m"])
+        .assert_status(0);
 }
 
 #[test]
@@ -74,19 +28,21 @@ fn doctor_names_the_process_holding_a_port() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let project = project(port);
-    let output = project.run(&["doctor"]);
-    assert_eq!(output.status.code(), Some(1));
-    let text = stdout(&output);
-    let line = text
+    let output = project
+        .finctl()
+        .arg("doctor")
+        .assert_status(1)
+        .stdout_contains("hint:");
+    let line = output
+        .stdout()
         .lines()
         .find(|l| l.contains(&format!("port 127.0.0.1:{port}")))
-        .unwrap_or_else(|| panic!("no line for port {port} in:\n{text}"));
+        .unwrap_or_else(|| output.fail(&format!("no line for port {port}")));
     assert!(line.starts_with('✗'), "{line}");
     assert!(
         line.contains(&format!("pid {}", std::process::id())),
         "the holder (this test) is not named: {line}"
     );
-    assert!(text.contains("hint:"), "{text}");
     drop(listener);
 }
 
@@ -95,11 +51,12 @@ fn doctor_passes_on_a_healthy_stack() {
     let project = project(free_port());
     up(&project);
 
-    let output = project.run(&["doctor"]);
-    assert_eq!(output.status.code(), Some(0), "doctor failed");
-    assert!(stdout(&output).contains("held by this stack's"));
-    let output = project.run(&["--json", "doctor"]);
-    let checks: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    project
+        .finctl()
+        .arg("doctor")
+        .assert_status(0)
+        .stdout_contains("held by this stack's");
+    let checks = project.finctl().args(["--json", "doctor"]).run().json();
     assert!(checks.as_array().unwrap().iter().all(|c| c["ok"] == true));
 }
 
@@ -108,17 +65,27 @@ fn sql_and_redis_shells_answer_through_pipes() {
     let project = project(free_port());
     up(&project);
 
-    let output = project.run_with_stdin(&["sql"], "select 41+1\n");
-    assert_eq!(output.status.code(), Some(0));
-    assert!(stdout(&output).contains("42"), "{}", stdout(&output));
+    project
+        .finctl()
+        .arg("sql")
+        .stdin("select 41+1\n")
+        .assert_status(0)
+        .stdout_contains("42");
 
     // psql's own exit code comes through.
-    let output = project.run(&["sql", "--", "-v", "ON_ERROR_STOP=1", "-c", "select nope"]);
-    assert_ne!(output.status.code(), Some(0));
+    let output = project
+        .finctl()
+        .args(["sql", "--", "-v", "ON_ERROR_STOP=1", "-c", "select nope"])
+        .run();
+    if output.code() == Some(0) {
+        output.fail("psql's failure did not come through");
+    }
 
-    let output = project.run(&["redis", "--", "ping"]);
-    assert_eq!(output.status.code(), Some(0));
-    assert_eq!(stdout(&output).trim(), "PONG");
+    let output = project
+        .finctl()
+        .args(["redis", "--", "ping"])
+        .assert_status(0);
+    assert_eq!(output.stdout().trim(), "PONG");
 }
 
 #[test]
@@ -126,12 +93,16 @@ fn topics_create_then_list_shows_it() {
     let project = project(free_port());
     up(&project);
 
-    let output = project.run(&["topics", "create", "shells.created", "--partitions", "2"]);
-    assert_eq!(output.status.code(), Some(0));
+    project
+        .finctl()
+        .args(["topics", "create", "shells.created", "--partitions", "2"])
+        .assert_status(0);
 
-    let output = project.run(&["--json", "topics", "list"]);
-    assert_eq!(output.status.code(), Some(0));
-    let topics: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let topics = project
+        .finctl()
+        .args(["--json", "topics", "list"])
+        .assert_status(0)
+        .json();
     let created = topics
         .as_array()
         .unwrap()
@@ -141,6 +112,9 @@ fn topics_create_then_list_shows_it() {
     assert_eq!(created["partitions"], 2);
 
     // The default action is list, as a table.
-    let output = project.run(&["topics"]);
-    assert!(stdout(&output).contains("shells.created"));
+    project
+        .finctl()
+        .arg("topics")
+        .run()
+        .stdout_contains("shells.created");
 }

@@ -11,74 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::Project;
-
-const STACK: &str = r#"
-services:
-  db:
-    image: finctl/postgres:offline
-    entrypoint: ["/usr/local/bin/postgres-entrypoint"]
-    ports:
-      - "127.0.0.1:${DB_PORT}:26257"
-    volumes:
-      - db-data:/var/lib/postgresql/data
-    deploy:
-      resources:
-        limits:
-          cpus: "1.0"
-          memory: 512M
-    healthcheck:
-      test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "26257", "-U", "root", "-d", "defaultdb"]
-      interval: 30s
-      timeout: 3s
-      retries: 15
-      start_period: 30s
-
-  bootstrap:
-    image: finctl/postgres:offline
-    entrypoint: ["/bin/sh", "-c"]
-    command: ["psql -v ON_ERROR_STOP=1 -h db -p 26257 -U root -d defaultdb -tAc 'SELECT 1'"]
-    restart: "no"
-    depends_on:
-      db:
-        condition: service_healthy
-
-  cache:
-    image: finctl/redis:offline
-    command: ["redis-server", "--port", "6379"]
-    ports:
-      - "127.0.0.1:${CACHE_PORT}:6379"
-    restart: unless-stopped
-    environment:
-      GREETING: ${GREETING:-hello}
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]
-      interval: 30s
-      timeout: 3s
-      retries: 5
-    depends_on:
-      bootstrap:
-        condition: service_completed_successfully
-
-  broken:
-    image: finctl/redis:offline
-    profiles: ["broken"]
-    command: ["sh", "-c", "echo broken service starting; echo it will never be healthy; exec redis-server --port 6380"]
-    healthcheck:
-      test: ["CMD-SHELL", "echo probe says no; exit 1"]
-      interval: 1s
-      timeout: 2s
-      retries: 2
-
-  crashing:
-    image: finctl/redis:offline
-    profiles: ["crash"]
-    command: ["sh", "-c", "echo cannot start; exit 3"]
-    restart: unless-stopped
-
-volumes:
-  db-data:
-"#;
+use common::{ImageGuard, Project, docker_ids, image_id, stacks::DB_BOOTSTRAP_CACHE as STACK};
 
 /// The `action` `up --json` reports for each service.
 fn actions(report: &Value) -> Vec<(String, String)> {
@@ -101,14 +34,6 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items
         .iter()
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect()
-}
-
-fn docker_ids(args: &[&str]) -> Vec<String> {
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
         .collect()
 }
 
@@ -168,8 +93,11 @@ fn check_status_schema(rows: &Value) {
 fn up_down_round_trip_seen_by_docker_compose() {
     let project = Project::new("finctl-test", STACK);
     // Before up: every service missing, health fails.
-    let (code, rows) = project.json(&["--json", "health"]);
-    assert_eq!(code, Some(1));
+    let rows = project
+        .finctl()
+        .args(["--json", "health"])
+        .assert_status(1)
+        .json();
     check_status_schema(&rows);
     assert!(
         rows.as_array()
@@ -179,8 +107,11 @@ fn up_down_round_trip_seen_by_docker_compose() {
     );
 
     let started = Instant::now();
-    let (code, report) = project.json(&["--json", "up", "--timeout", "2m"]);
-    assert_eq!(code, Some(0), "up failed: {report}");
+    let report = project
+        .finctl()
+        .args(["--json", "up", "--timeout", "2m"])
+        .assert_status(0)
+        .json();
     assert_eq!(
         actions(&report),
         pairs(&[
@@ -197,8 +128,11 @@ fn up_down_round_trip_seen_by_docker_compose() {
         started.elapsed()
     );
 
-    let (code, rows) = project.json(&["--json", "health"]);
-    assert_eq!(code, Some(0), "{rows}");
+    let rows = project
+        .finctl()
+        .args(["--json", "health"])
+        .assert_status(0)
+        .json();
     check_status_schema(&rows);
     let row = |service: &str| {
         rows.as_array()
@@ -265,25 +199,32 @@ fn up_down_round_trip_seen_by_docker_compose() {
         );
     }
 
-    let output = project.run(&["down", "--volumes"]);
-    assert_eq!(output.status.code(), Some(0));
-    let filter = format!("label=com.docker.compose.project={}", project.name);
-    assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
-    assert!(docker_ids(&["network", "ls", "-q", "--filter", &filter]).is_empty());
-    assert!(docker_ids(&["volume", "ls", "-q", "--filter", &filter]).is_empty());
+    project
+        .finctl()
+        .args(["down", "--volumes"])
+        .assert_status(0);
+    assert!(project.labelled(&["ps", "-a"]).is_empty());
+    assert!(project.labelled(&["network", "ls"]).is_empty());
+    assert!(project.labelled(&["volume", "ls"]).is_empty());
 }
 
 #[test]
 fn up_is_idempotent_recreates_changed_and_repairs_killed() {
     let project = Project::new("finctl-test", STACK);
-    let (code, report) = project.json(&["--json", "up", "--timeout", "2m"]);
-    assert_eq!(code, Some(0), "{report}");
+    project
+        .finctl()
+        .args(["--json", "up", "--timeout", "2m"])
+        .assert_status(0)
+        .json();
     let db_id = docker_ids(&["inspect", "-f", "{{.Id}}", &project.container("db")]);
 
     // Running stack: nothing changes, quickly.
     let started = Instant::now();
-    let (code, report) = project.json(&["--json", "up"]);
-    assert_eq!(code, Some(0), "{report}");
+    let report = project
+        .finctl()
+        .args(["--json", "up"])
+        .assert_status(0)
+        .json();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -306,8 +247,11 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
     )
     .unwrap();
     let file = override_file.to_str().unwrap();
-    let (code, report) = project.json(&["--json", "up", "-f", file]);
-    assert_eq!(code, Some(0), "{report}");
+    let report = project
+        .finctl()
+        .args(["--json", "up", "-f", file])
+        .assert_status(0)
+        .json();
     assert_eq!(
         actions(&report),
         pairs(&[
@@ -323,7 +267,9 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
 
     // `logs -f` follows the cache across a restart.
     let mut follower = project
-        .command(&["logs", "-f", "--file", file, "cache"])
+        .finctl()
+        .args(["logs", "-f", "--file", file, "cache"])
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -358,8 +304,11 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
         .output()
         .unwrap();
     assert!(kill.status.success());
-    let (code, report) = project.json(&["--json", "up", "-f", file]);
-    assert_eq!(code, Some(0), "{report}");
+    let report = project
+        .finctl()
+        .args(["--json", "up", "-f", file])
+        .assert_status(0)
+        .json();
     assert_eq!(
         actions(&report),
         pairs(&[
@@ -371,8 +320,10 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
     assert_eq!(ready_lines(&rx, 1), 1, "logs -f did not follow the restart");
 
     // `restart` waits for readiness; the follower keeps following.
-    let output = project.run(&["restart", "-f", file, "cache"]);
-    assert_eq!(output.status.code(), Some(0));
+    project
+        .finctl()
+        .args(["restart", "-f", file, "cache"])
+        .assert_status(0);
     assert_eq!(
         ready_lines(&rx, 1),
         1,
@@ -380,18 +331,12 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
     );
 
     // `exec` passes the command's exit code and output through.
-    let output = project.run(&[
-        "exec",
-        "-f",
-        file,
-        "cache",
-        "--",
-        "sh",
-        "-c",
-        "echo $GREETING; exit 7",
-    ]);
-    assert_eq!(output.status.code(), Some(7));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "changed");
+    let output = project
+        .finctl()
+        .args(["exec", "-f", file, "cache", "--"])
+        .args(["sh", "-c", "echo $GREETING; exit 7"])
+        .assert_status(7);
+    assert_eq!(output.stdout().trim(), "changed");
     let _ = follower.kill();
     let _ = follower.wait();
 }
@@ -399,21 +344,21 @@ fn up_is_idempotent_recreates_changed_and_repairs_killed() {
 #[test]
 fn failing_healthcheck_fails_up_and_leaves_the_rest_running() {
     let project = Project::new("finctl-test", STACK);
-    let output = project.run(&["up", "--profile", "broken", "--timeout", "2m"]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("broken: its healthcheck fails"), "{stderr}");
-    assert!(
-        stderr.contains("it will never be healthy"),
-        "logs not shown: {stderr}"
-    );
-    assert!(
-        stderr.contains("probe says no"),
-        "healthcheck output not shown: {stderr}"
-    );
+    project
+        .finctl()
+        .args(["up", "--profile", "broken", "--timeout", "2m"])
+        .assert_status(1)
+        .stderr_contains("broken: its healthcheck fails")
+        // its logs
+        .stderr_contains("it will never be healthy")
+        // its healthcheck's output
+        .stderr_contains("probe says no");
 
-    let (code, rows) = project.json(&["--json", "health", "--profile", "broken"]);
-    assert_eq!(code, Some(1));
+    let rows = project
+        .finctl()
+        .args(["--json", "health", "--profile", "broken"])
+        .assert_status(1)
+        .json();
     for row in rows.as_array().unwrap() {
         let ok = row["service"] != "broken";
         assert_eq!(row["ok"], ok, "{row}");
@@ -432,54 +377,43 @@ fn failing_healthcheck_fails_up_and_leaves_the_rest_running() {
 fn crash_looping_service_fails_fast() {
     let project = Project::new("finctl-test", STACK);
     let started = Instant::now();
-    let output = project.run(&["up", "--timeout", "2m", "crashing"]);
-    assert_eq!(output.status.code(), Some(1));
+    project
+        .finctl()
+        .args(["up", "--timeout", "2m", "crashing"])
+        .assert_status(1)
+        .stderr_contains("exit code 3")
+        // its logs
+        .stderr_contains("cannot start");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("exit code 3"), "{stderr}");
-    assert!(stderr.contains("cannot start"), "logs not shown: {stderr}");
 }
 
 #[test]
 fn bad_input_fails_before_touching_docker() {
     let project = Project::new("finctl-test", STACK);
-    let output = project.run(&["up", "cahce"]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no service `cahce`"), "{stderr}");
-    assert!(stderr.contains("did you mean `cache`?"), "{stderr}");
+    project
+        .finctl()
+        .args(["up", "cahce"])
+        .assert_status(2)
+        .stderr_contains("no service `cahce`")
+        .stderr_contains("did you mean `cache`?");
 
-    let output = project.run(&["up", "--timeout", "soon"]);
-    assert_eq!(output.status.code(), Some(2));
+    project
+        .finctl()
+        .args(["up", "--timeout", "soon"])
+        .assert_status(2);
 
     let broken = project.dir().join("cycle.yml");
     std::fs::write(&broken, "services:\n  db:\n    depends_on: [cache]\n").unwrap();
-    let output = project.run(&["up", "-f", broken.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2));
-    let filter = format!("label=com.docker.compose.project={}", project.name);
-    assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
-}
-
-/// Removes an image when dropped (a test's own image, whatever the test's outcome).
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
-
-fn image_exists(tag: &str) -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", tag])
-        .output()
-        .unwrap()
-        .status
-        .success()
+    project
+        .finctl()
+        .args(["up", "-f"])
+        .arg(&broken)
+        .assert_status(2);
+    assert!(project.labelled(&["ps", "-a"]).is_empty());
 }
 
 #[test]
@@ -514,17 +448,19 @@ volumes:
 "#
         ),
     );
-    let (code, report) = project.json(&["--json", "up", "--timeout", "1m"]);
-    assert_eq!(code, Some(0), "up failed: {report}");
-    let filter = format!("label=com.docker.compose.project={}", project.name);
-    assert_eq!(docker_ids(&["ps", "-aq", "--filter", &filter]).len(), 1);
-    assert_eq!(
-        docker_ids(&["volume", "ls", "-q", "--filter", &filter]).len(),
-        1
-    );
+    project
+        .finctl()
+        .args(["--json", "up", "--timeout", "1m"])
+        .assert_status(0)
+        .json();
+    assert_eq!(project.labelled(&["ps", "-a"]).len(), 1);
+    assert_eq!(project.labelled(&["volume", "ls"]).len(), 1);
 
-    let (code, removed) = project.json(&["--json", "nuke"]);
-    assert_eq!(code, Some(0), "nuke failed: {removed}");
+    let removed = project
+        .finctl()
+        .args(["--json", "nuke"])
+        .assert_status(0)
+        .json();
     assert_eq!(
         removed["containers"].as_array().unwrap().len(),
         1,
@@ -534,12 +470,12 @@ volumes:
     // Only this stack's image: finctl/redis:offline is finctl-built too, but this stack does
     // not use it.
     assert_eq!(removed["images"], serde_json::json!([tag]), "{removed}");
-    assert!(docker_ids(&["ps", "-aq", "--filter", &filter]).is_empty());
-    assert!(docker_ids(&["volume", "ls", "-q", "--filter", &filter]).is_empty());
-    assert!(docker_ids(&["network", "ls", "-q", "--filter", &filter]).is_empty());
-    assert!(!image_exists(&tag), "{tag} is still there");
+    assert!(project.labelled(&["ps", "-a"]).is_empty());
+    assert!(project.labelled(&["volume", "ls"]).is_empty());
+    assert!(project.labelled(&["network", "ls"]).is_empty());
+    assert!(image_id(&tag).is_none(), "{tag} is still there");
     assert!(
-        image_exists("finctl/redis:offline"),
+        image_id("finctl/redis:offline").is_some(),
         "another image was removed"
     );
     drop(guard);
