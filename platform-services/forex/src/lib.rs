@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use platform_common::auth::{CurrentUser, RoleGuard, roles};
 use platform_common::config::{ConfigError, positive};
-use platform_common::db::{DbError, Pool, PoolError};
+use platform_common::db::Pool;
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::jobs::{TaskError, TaskRegistry};
 use platform_common::migrate::Migration;
@@ -102,18 +102,7 @@ impl ApiError for ForexError {
 }
 
 platform_common::impl_api_error_response!(ForexError);
-
-impl From<tokio_postgres::Error> for ForexError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Common(DbError::from(e).into())
-    }
-}
-
-impl From<PoolError> for ForexError {
-    fn from(e: PoolError) -> Self {
-        Self::Common(DbError::from(e).into())
-    }
-}
+platform_common::impl_db_error_conversions!(ForexError);
 
 #[derive(Clone)]
 struct State {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
+use platform_testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,11 +1,11 @@
 //! payment with the real rule-engine (in-process, on 127.0.0.1), real Postgres and Redis.
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
+use platform_testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 /// Serves rule-engine on a loopback port; returns its base URL.
-async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_common::testing::infra::Guard>) {
+async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_testing::infra::Guard>) {
     let (app, _ctx, guards) = service_app(&rule_engine::spec(), idp, &[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -9,7 +9,6 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use platform_common::auth::{CurrentUser, RoleGuard, User, roles};
-use platform_common::db::{DbError, PoolError};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::jobs::TaskRegistry;
 use platform_common::migrate::Migration;
@@ -80,18 +79,7 @@ impl ApiError for ProfileError {
 }
 
 platform_common::impl_api_error_response!(ProfileError);
-
-impl From<tokio_postgres::Error> for ProfileError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Common(DbError::from(e).into())
-    }
-}
-
-impl From<PoolError> for ProfileError {
-    fn from(e: PoolError) -> Self {
-        Self::Common(DbError::from(e).into())
-    }
-}
+platform_common::impl_db_error_conversions!(ProfileError);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Profile {

@@ -1,7 +1,7 @@
 //! wallet against real Postgres and Redis.
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
+use platform_testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 #[tokio::test]
