@@ -6,11 +6,19 @@ use serde_json::json;
 
 /// Serves rule-engine on a loopback port; returns its base URL.
 async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_testing::infra::Guard>) {
-    let (app, _ctx, guards) = service_app(&rule_engine::spec(), idp, &[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    (url, serve_rule_engine(idp, listener).await)
+}
+
+/// Serves rule-engine on `listener`.
+async fn serve_rule_engine(
+    idp: &TestIdp,
+    listener: tokio::net::TcpListener,
+) -> Vec<platform_testing::infra::Guard> {
+    let (app, _ctx, guards) = service_app(&rule_engine::spec(), idp, &[]).await;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, guards)
+    guards
 }
 
 #[tokio::test]
@@ -201,7 +209,8 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let idp = TestIdp::start().await;
     // Reserve a port with nothing listening.
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", dead.local_addr().unwrap());
+    let addr = dead.local_addr().unwrap();
+    let url = format!("http://{addr}");
     drop(dead);
     let (app, ctx, _g) = service_app(&payment::spec(), &idp, &[("RULE_ENGINE_URL", &url)]).await;
     let alice = idp.token("alice", &["user"]);
@@ -212,7 +221,7 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
         "/payments",
         Some(&alice),
         &[("idempotency-key", "r1")],
-        Some(body),
+        Some(body.clone()),
     )
     .await;
     assert_eq!(
@@ -232,4 +241,31 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
         n, 0,
         "nothing stored, so the client's retry is free to succeed later"
     );
+
+    // The rule engine comes back on the same address; the same request with the same key
+    // now goes through.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the reserved port is free again");
+    let _rules = serve_rule_engine(&idp, listener).await;
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/payments",
+        Some(&alice),
+        &[("idempotency-key", "r1")],
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::CREATED, Some("initiated")),
+        "{b}"
+    );
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM idempotency_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the successful retry is stored once");
 }
