@@ -2,67 +2,40 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::StatusCode;
-use platform_common::service::Context;
-use platform_testing::infra::Guard;
-use platform_testing::{TestIdp, call, service_app};
+use platform_testing::TestApi;
 use serde_json::{Value, json};
 
-/// The service's app on its own database, and the IdP its tokens come from.
-struct Api {
-    app: Router,
-    ctx: Context,
-    idp: TestIdp,
-    _infra: Vec<Guard>,
+/// A 50 bps spread, quotes valid for `quote_ttl_seconds`, no rates loaded.
+async fn start(quote_ttl_seconds: &str) -> TestApi {
+    let env = [
+        ("FOREX_SPREAD_BPS", "50"),
+        ("FOREX_QUOTE_TTL_SECONDS", quote_ttl_seconds),
+    ];
+    TestApi::start(&forex::spec(), &env).await
 }
 
-impl Api {
-    /// A 50 bps spread, quotes valid for `quote_ttl_seconds`, no rates loaded.
-    async fn start(quote_ttl_seconds: &str) -> Self {
-        let idp = TestIdp::start().await;
-        let (app, ctx, infra) = service_app(
-            &forex::spec(),
-            &idp,
-            &[
-                ("FOREX_SPREAD_BPS", "50"),
-                ("FOREX_QUOTE_TTL_SECONDS", quote_ttl_seconds),
-            ],
-        )
-        .await;
-        Self {
-            app,
-            ctx,
-            idp,
-            _infra: infra,
-        }
-    }
+/// The bundled rates loaded.
+async fn load_rates(api: &TestApi) {
+    assert_eq!(forex::refresh_rates(&api.ctx.db, None).await.unwrap(), 13);
+}
 
-    /// Quotes valid for 30 s, the bundled rates loaded.
-    async fn with_rates() -> Self {
-        let api = Self::start("30").await;
-        assert_eq!(forex::refresh_rates(&api.ctx.db, None).await.unwrap(), 13);
-        api
-    }
+/// Quotes valid for 30 s, the bundled rates loaded.
+async fn with_rates() -> TestApi {
+    let api = start("30").await;
+    load_rates(&api).await;
+    api
+}
 
-    fn token(&self, user: &str, roles: &[&str]) -> String {
-        self.idp.token(user, roles)
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        call(&self.app, method, path, Some(token), &[], body).await
-    }
-
-    async fn quote(&self, token: &str, sell: &str, buy: &str, amount: i64) -> (StatusCode, Value) {
-        self.call("POST", "/quotes", token, q(sell, buy, amount))
-            .await
-    }
+async fn quote(
+    api: &TestApi,
+    token: &str,
+    sell: &str,
+    buy: &str,
+    amount: i64,
+) -> (StatusCode, Value) {
+    api.call("POST", "/quotes", token, q(sell, buy, amount))
+        .await
 }
 
 fn q(sell: &str, buy: &str, amount: i64) -> Option<Value> {
@@ -71,9 +44,9 @@ fn q(sell: &str, buy: &str, amount: i64) -> Option<Value> {
 
 #[tokio::test]
 async fn no_rate_is_a_clear_422() {
-    let api = Api::start("30").await;
+    let api = start("30").await;
     let user = api.token("hank", &["user"]);
-    let (s, b) = api.quote(&user, "USD", "EUR", 10_000).await;
+    let (s, b) = quote(&api, &user, "USD", "EUR", 10_000).await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("rate_unavailable"))
@@ -82,7 +55,7 @@ async fn no_rate_is_a_clear_422() {
 
 #[tokio::test]
 async fn the_refresh_job_loads_the_bundled_rates() {
-    let api = Api::with_rates().await;
+    let api = with_rates().await;
     let user = api.token("hank", &["user"]);
     let (s, rates) = api.call("GET", "/rates", &user, None).await;
     assert_eq!(s, StatusCode::OK);
@@ -97,10 +70,10 @@ async fn the_refresh_job_loads_the_bundled_rates() {
 
 #[tokio::test]
 async fn a_quote_is_the_mid_rate_less_the_spread_rounded_down() {
-    let api = Api::with_rates().await;
+    let api = with_rates().await;
     let user = api.token("hank", &["user"]);
     // 100.00 USD -> EUR at 0.9234 less 50 bps = 0.91878300 -> 91.87 EUR.
-    let (s, quote) = api.quote(&user, "USD", "EUR", 10_000).await;
+    let (s, quote) = quote(&api, &user, "USD", "EUR", 10_000).await;
     assert_eq!(s, StatusCode::CREATED, "{quote}");
     assert_eq!(
         (
@@ -114,19 +87,19 @@ async fn a_quote_is_the_mid_rate_less_the_spread_rounded_down() {
 
 #[tokio::test]
 async fn a_quote_converts_between_currency_exponents() {
-    let api = Api::with_rates().await;
+    let api = with_rates().await;
     let user = api.token("hank", &["user"]);
     // 10000 JPY -> USD (exponent 0 -> 2).
-    let (_, b) = api.quote(&user, "JPY", "USD", 10_000).await;
+    let (_, b) = quote(&api, &user, "JPY", "USD", 10_000).await;
     assert_eq!(b["buy_amount"].as_i64(), Some(6_414), "{b}");
 }
 
 #[tokio::test]
 async fn only_the_quotes_owner_converts_it_and_only_once() {
-    let api = Api::with_rates().await;
+    let api = with_rates().await;
     let user = api.token("hank", &["user"]);
     let other = api.token("ivy", &["user"]);
-    let (_, quote) = api.quote(&user, "USD", "EUR", 10_000).await;
+    let (_, quote) = quote(&api, &user, "USD", "EUR", 10_000).await;
     let conv = json!({"quote_id": quote["id"]});
     assert_eq!(
         api.call("POST", "/conversions", &other, Some(conv.clone()))
@@ -149,10 +122,10 @@ async fn only_the_quotes_owner_converts_it_and_only_once() {
 
 #[tokio::test]
 async fn an_expired_quote_is_gone() {
-    let api = Api::start("1").await;
-    assert_eq!(forex::refresh_rates(&api.ctx.db, None).await.unwrap(), 13);
+    let api = start("1").await;
+    load_rates(&api).await;
     let user = api.token("hank", &["user"]);
-    let (_, late) = api.quote(&user, "USD", "GBP", 5_000).await;
+    let (_, late) = quote(&api, &user, "USD", "GBP", 5_000).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, b) = api
         .call(
@@ -170,7 +143,7 @@ async fn an_expired_quote_is_gone() {
 
 #[tokio::test]
 async fn bad_quote_requests_name_the_field() {
-    let api = Api::with_rates().await;
+    let api = with_rates().await;
     let user = api.token("hank", &["user"]);
     for (body, field) in [
         (q("USD", "EUR", 0), "sell_amount"),
@@ -194,7 +167,7 @@ async fn bad_quote_requests_name_the_field() {
 
 #[tokio::test]
 async fn only_admin_sets_a_rate() {
-    let api = Api::start("30").await;
+    let api = start("30").await;
     let user = api.token("hank", &["user"]);
     let (s, _) = api
         .call("PUT", "/rates/EUR", &user, Some(json!({"per_usd": "0.9"})))
@@ -204,7 +177,7 @@ async fn only_admin_sets_a_rate() {
 
 #[tokio::test]
 async fn a_rate_is_a_decimal_string() {
-    let api = Api::start("30").await;
+    let api = start("30").await;
     let admin = api.token("admin", &["admin"]);
     let (s, b) = api
         .call("PUT", "/rates/EUR", &admin, Some(json!({"per_usd": 0.9})))

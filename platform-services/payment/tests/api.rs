@@ -204,6 +204,13 @@ async fn idempotent_payments_checked_by_rule_engine() {
     assert_eq!((payments, events), (3, 2));
 }
 
+async fn stored_keys(c: &platform_common::db::Client) -> i64 {
+    c.query_one("SELECT count(*) FROM idempotency_keys", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let idp = TestIdp::start().await;
@@ -215,15 +222,18 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let (app, ctx, _g) = service_app(&payment::spec(), &idp, &[("RULE_ENGINE_URL", &url)]).await;
     let alice = idp.token("alice", &["user"]);
     let body = json!({"amount": 100, "currency": "EUR", "payee": "acme"});
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/payments",
-        Some(&alice),
-        &[("idempotency-key", "r1")],
-        Some(body.clone()),
-    )
-    .await;
+    // The same request, the same key, each time.
+    let pay = || {
+        call(
+            &app,
+            "POST",
+            "/payments",
+            Some(&alice),
+            &[("idempotency-key", "r1")],
+            Some(body.clone()),
+        )
+    };
+    let (s, b) = pay().await;
     assert_eq!(
         (s, b["code"].as_str()),
         (
@@ -232,13 +242,9 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
         )
     );
     let c = ctx.db.get().await.unwrap();
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM idempotency_keys", &[])
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        n, 0,
+        stored_keys(&c).await,
+        0,
         "nothing stored, so the client's retry is free to succeed later"
     );
 
@@ -248,24 +254,15 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
         .await
         .expect("the reserved port is free again");
     let _rules = serve_rule_engine(&idp, listener).await;
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/payments",
-        Some(&alice),
-        &[("idempotency-key", "r1")],
-        Some(body),
-    )
-    .await;
+    let (s, b) = pay().await;
     assert_eq!(
         (s, b["status"].as_str()),
         (StatusCode::CREATED, Some("initiated")),
         "{b}"
     );
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM idempotency_keys", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1, "the successful retry is stored once");
+    assert_eq!(
+        stored_keys(&c).await,
+        1,
+        "the successful retry is stored once"
+    );
 }

@@ -1,67 +1,42 @@
 //! profile against real Postgres and Redis: one test per rule.
 
-use axum::Router;
 use axum::http::StatusCode;
-use platform_testing::infra::Guard;
-use platform_testing::{TestIdp, call, service_app};
+use platform_testing::TestApi;
 use serde_json::{Value, json};
 
-/// The service's app on its own database, and the IdP its tokens come from.
-struct Api {
-    app: Router,
-    idp: TestIdp,
-    _infra: Vec<Guard>,
+async fn start() -> TestApi {
+    TestApi::start(&profile::spec(), &[]).await
 }
 
-impl Api {
-    async fn start() -> Self {
-        let idp = TestIdp::start().await;
-        let (app, _ctx, infra) = service_app(&profile::spec(), &idp, &[]).await;
-        Self {
-            app,
-            idp,
-            _infra: infra,
-        }
-    }
+/// `user` with a profile (KYC pending); returns their token.
+async fn with_profile(api: &TestApi, user: &str) -> String {
+    let token = api.token(user, &["user"]);
+    let (s, _) = api
+        .call(
+            "PUT",
+            "/profiles/me",
+            &token,
+            Some(json!({"full_name": "Dana Scully"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    token
+}
 
-    fn token(&self, user: &str, roles: &[&str]) -> String {
-        self.idp.token(user, roles)
-    }
+/// `user` with a profile and KYC submitted; returns their token.
+async fn with_submitted_kyc(api: &TestApi, user: &str) -> String {
+    let token = with_profile(api, user).await;
+    assert_eq!(
+        api.call("POST", "/profiles/me/kyc", &token, None).await.0,
+        StatusCode::OK
+    );
+    token
+}
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        call(&self.app, method, path, Some(token), &[], body).await
-    }
-
-    /// `user` with a profile (KYC pending); returns their token.
-    async fn with_profile(&self, user: &str) -> String {
-        let token = self.token(user, &["user"]);
-        let (s, _) = self
-            .call(
-                "PUT",
-                "/profiles/me",
-                &token,
-                Some(json!({"full_name": "Dana Scully"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
-        token
-    }
-
-    /// `user` with a profile and KYC submitted; returns their token.
-    async fn with_submitted_kyc(&self, user: &str) -> String {
-        let token = self.with_profile(user).await;
-        assert_eq!(
-            self.call("POST", "/profiles/me/kyc", &token, None).await.0,
-            StatusCode::OK
-        );
-        token
-    }
+/// A KYC decision on dana's profile by the holder of `token`.
+async fn decide_dana(api: &TestApi, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+    api.call("PUT", "/profiles/dana/kyc/decision", token, body)
+        .await
 }
 
 fn decide(d: &str) -> Option<Value> {
@@ -70,7 +45,7 @@ fn decide(d: &str) -> Option<Value> {
 
 #[tokio::test]
 async fn me_names_the_service_and_the_caller() {
-    let api = Api::start().await;
+    let api = start().await;
     let dana = api.token("dana", &["user"]);
     let (s, b) = api.call("GET", "/me", &dana, None).await;
     assert_eq!(
@@ -81,7 +56,7 @@ async fn me_names_the_service_and_the_caller() {
 
 #[tokio::test]
 async fn own_profile_is_not_found_before_the_first_put() {
-    let api = Api::start().await;
+    let api = start().await;
     let dana = api.token("dana", &["user"]);
     assert_eq!(
         api.call("GET", "/profiles/me", &dana, None).await.0,
@@ -91,7 +66,7 @@ async fn own_profile_is_not_found_before_the_first_put() {
 
 #[tokio::test]
 async fn put_refuses_an_empty_full_name() {
-    let api = Api::start().await;
+    let api = start().await;
     let dana = api.token("dana", &["user"]);
     let (s, b) = api
         .call("PUT", "/profiles/me", &dana, Some(json!({"full_name": ""})))
@@ -104,7 +79,7 @@ async fn put_refuses_an_empty_full_name() {
 
 #[tokio::test]
 async fn put_creates_a_pending_profile_with_the_tokens_email() {
-    let api = Api::start().await;
+    let api = start().await;
     let dana = api.token("dana", &["user"]);
     let (s, b) = api
         .call(
@@ -122,17 +97,10 @@ async fn put_creates_a_pending_profile_with_the_tokens_email() {
 
 #[tokio::test]
 async fn reviewers_cannot_decide_before_submission() {
-    let api = Api::start().await;
-    api.with_profile("dana").await;
+    let api = start().await;
+    with_profile(&api, "dana").await;
     let ops = api.token("ops", &["ops_user"]);
-    let (s, b) = api
-        .call(
-            "PUT",
-            "/profiles/dana/kyc/decision",
-            &ops,
-            decide("verified"),
-        )
-        .await;
+    let (s, b) = decide_dana(&api, &ops, decide("verified")).await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("invalid_kyc_transition"))
@@ -141,20 +109,13 @@ async fn reviewers_cannot_decide_before_submission() {
 
 #[tokio::test]
 async fn only_ops_user_and_admin_decide_kyc() {
-    let api = Api::start().await;
-    api.with_submitted_kyc("dana").await;
+    let api = start().await;
+    with_submitted_kyc(&api, "dana").await;
     let finance = api.token("fin", &["finance"]);
     let eve = api.token("eve", &["user"]);
     for token in [&finance, &eve] {
         assert_eq!(
-            api.call(
-                "PUT",
-                "/profiles/dana/kyc/decision",
-                token,
-                decide("verified")
-            )
-            .await
-            .0,
+            decide_dana(&api, token, decide("verified")).await.0,
             StatusCode::FORBIDDEN
         );
     }
@@ -162,13 +123,11 @@ async fn only_ops_user_and_admin_decide_kyc() {
 
 #[tokio::test]
 async fn a_decision_is_verified_or_rejected() {
-    let api = Api::start().await;
-    api.with_submitted_kyc("dana").await;
+    let api = start().await;
+    with_submitted_kyc(&api, "dana").await;
     let ops = api.token("ops", &["ops_user"]);
     for decision in ["pending", "bogus"] {
-        let (s, b) = api
-            .call("PUT", "/profiles/dana/kyc/decision", &ops, decide(decision))
-            .await;
+        let (s, b) = decide_dana(&api, &ops, decide(decision)).await;
         assert_eq!(
             (s, b["field"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("decision")),
@@ -179,17 +138,15 @@ async fn a_decision_is_verified_or_rejected() {
 
 #[tokio::test]
 async fn rejected_kyc_is_resubmitted_then_verified_and_verified_is_final() {
-    let api = Api::start().await;
-    let dana = api.with_submitted_kyc("dana").await;
+    let api = start().await;
+    let dana = with_submitted_kyc(&api, "dana").await;
     let ops = api.token("ops", &["ops_user"]);
-    let (s, b) = api
-        .call(
-            "PUT",
-            "/profiles/dana/kyc/decision",
-            &ops,
-            Some(json!({"decision": "rejected", "reason": "blurry"})),
-        )
-        .await;
+    let (s, b) = decide_dana(
+        &api,
+        &ops,
+        Some(json!({"decision": "rejected", "reason": "blurry"})),
+    )
+    .await;
     assert_eq!(
         (s, b["kyc_status"].as_str(), b["kyc_reason"].as_str()),
         (StatusCode::OK, Some("rejected"), Some("blurry"))
@@ -198,14 +155,7 @@ async fn rejected_kyc_is_resubmitted_then_verified_and_verified_is_final() {
         api.call("POST", "/profiles/me/kyc", &dana, None).await.0,
         StatusCode::OK
     );
-    let (s, b) = api
-        .call(
-            "PUT",
-            "/profiles/dana/kyc/decision",
-            &ops,
-            decide("verified"),
-        )
-        .await;
+    let (s, b) = decide_dana(&api, &ops, decide("verified")).await;
     assert_eq!(
         (s, b["kyc_status"].as_str(), b["kyc_reviewed_by"].as_str()),
         (StatusCode::OK, Some("verified"), Some("ops"))
@@ -218,8 +168,8 @@ async fn rejected_kyc_is_resubmitted_then_verified_and_verified_is_final() {
 
 #[tokio::test]
 async fn reading_others_profiles_needs_a_staff_role() {
-    let api = Api::start().await;
-    api.with_profile("dana").await;
+    let api = start().await;
+    with_profile(&api, "dana").await;
     let eve = api.token("eve", &["user"]);
     let ops = api.token("ops", &["ops_user"]);
     assert_eq!(

@@ -1,60 +1,32 @@
 //! rule-engine against real Postgres and Redis: one test per rule.
 
-use axum::Router;
 use axum::http::StatusCode;
-use platform_testing::infra::Guard;
-use platform_testing::{TestIdp, call, service_app};
+use platform_testing::TestApi;
 use serde_json::{Value, json};
 
-/// The service's app on its own database (default rules seeded), and the IdP.
-struct Api {
-    app: Router,
-    idp: TestIdp,
-    _infra: Vec<Guard>,
+async fn start() -> TestApi {
+    TestApi::start(&rule_engine::spec(), &[]).await
 }
 
-impl Api {
-    async fn start() -> Self {
-        let idp = TestIdp::start().await;
-        let (app, _ctx, infra) = service_app(&rule_engine::spec(), &idp, &[]).await;
-        Self {
-            app,
-            idp,
-            _infra: infra,
-        }
-    }
+/// carol, a plain user.
+fn user(api: &TestApi) -> String {
+    api.token("carol", &["user"])
+}
 
-    /// carol, a plain user.
-    fn user(&self) -> String {
-        self.idp.token("carol", &["user"])
-    }
+fn admin(api: &TestApi) -> String {
+    api.token("admin", &["admin"])
+}
 
-    fn admin(&self) -> String {
-        self.idp.token("admin", &["admin"])
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        call(&self.app, method, path, Some(token), &[], body).await
-    }
-
-    /// carol evaluates her own payment `pid` with her `user` role.
-    async fn evaluate(&self, amount: i64, currency: &str, pid: &str) -> (StatusCode, Value) {
-        let body = json!({"user": "carol", "roles": ["user"], "amount": amount, "currency": currency, "payment_id": pid});
-        self.call("POST", "/evaluate", &self.user(), Some(body))
-            .await
-    }
+/// carol evaluates her own payment `pid` with her `user` role.
+async fn evaluate(api: &TestApi, amount: i64, currency: &str, pid: &str) -> (StatusCode, Value) {
+    let body = json!({"user": "carol", "roles": ["user"], "amount": amount, "currency": currency, "payment_id": pid});
+    api.call("POST", "/evaluate", &user(api), Some(body)).await
 }
 
 #[tokio::test]
 async fn an_amount_within_the_limit_is_allowed() {
-    let api = Api::start().await;
-    let (s, b) = api.evaluate(100, "USD", "p1").await;
+    let api = start().await;
+    let (s, b) = evaluate(&api, 100, "USD", "p1").await;
     assert_eq!(
         (s, b["decision"].as_str()),
         (StatusCode::OK, Some("allow")),
@@ -64,33 +36,33 @@ async fn an_amount_within_the_limit_is_allowed() {
 
 #[tokio::test]
 async fn an_amount_above_the_review_threshold_is_reviewed() {
-    let api = Api::start().await;
-    let (_, b) = api.evaluate(600_000, "USD", "p2").await;
+    let api = start().await;
+    let (_, b) = evaluate(&api, 600_000, "USD", "p2").await;
     assert_eq!(b["decision"], "review", "{b}");
 }
 
 #[tokio::test]
 async fn an_amount_above_the_limit_is_denied() {
-    let api = Api::start().await;
-    let (_, b) = api.evaluate(1_000_001, "USD", "p3").await;
+    let api = start().await;
+    let (_, b) = evaluate(&api, 1_000_001, "USD", "p3").await;
     assert_eq!(b["decision"], "deny", "{b}");
 }
 
 #[tokio::test]
 async fn no_limit_for_the_roles_and_currency_is_denied() {
-    let api = Api::start().await;
-    let (_, b) = api.evaluate(10, "JPY", "p4").await;
+    let api = start().await;
+    let (_, b) = evaluate(&api, 10, "JPY", "p4").await;
     assert_eq!(b["decision"], "deny", "no JPY limit for user: {b}");
 }
 
 #[tokio::test]
 async fn claiming_a_role_the_token_lacks_does_not_raise_the_limit() {
-    let api = Api::start().await;
+    let api = start().await;
     let (_, b) = api
         .call(
             "POST",
             "/evaluate",
-            &api.user(),
+            &user(&api),
             Some(json!({"user": "carol", "roles": ["admin"], "amount": 10, "currency": "USD"})),
         )
         .await;
@@ -99,12 +71,12 @@ async fn claiming_a_role_the_token_lacks_does_not_raise_the_limit() {
 
 #[tokio::test]
 async fn evaluating_someone_else_needs_admin_or_ops_user() {
-    let api = Api::start().await;
+    let api = start().await;
     let (s, _) = api
         .call(
             "POST",
             "/evaluate",
-            &api.user(),
+            &user(&api),
             Some(json!({"user": "dave", "roles": ["user"], "amount": 10, "currency": "USD"})),
         )
         .await;
@@ -118,12 +90,12 @@ fn tight_eur_velocity() -> Value {
 
 #[tokio::test]
 async fn only_admin_sets_velocity_rules() {
-    let api = Api::start().await;
+    let api = start().await;
     let (s, _) = api
         .call(
             "PUT",
             "/rules/velocity/EUR",
-            &api.user(),
+            &user(&api),
             Some(tight_eur_velocity()),
         )
         .await;
@@ -132,21 +104,21 @@ async fn only_admin_sets_velocity_rules() {
 
 #[tokio::test]
 async fn velocity_counts_a_payment_once_and_reviews_beyond_the_window_count() {
-    let api = Api::start().await;
+    let api = start().await;
     let (s, _) = api
         .call(
             "PUT",
             "/rules/velocity/EUR",
-            &api.admin(),
+            &admin(&api),
             Some(tight_eur_velocity()),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
     for pid in ["e1", "e1", "e2", "e3"] {
-        let (_, b) = api.evaluate(10, "EUR", pid).await;
+        let (_, b) = evaluate(&api, 10, "EUR", pid).await;
         assert_eq!(b["decision"], "allow", "{pid}: {b}");
     }
-    let (_, b) = api.evaluate(10, "EUR", "e4").await;
+    let (_, b) = evaluate(&api, 10, "EUR", "e4").await;
     assert_eq!(b["decision"], "review", "{b}");
     assert!(
         b["reasons"][0].as_str().unwrap().contains("4 payments"),
@@ -156,12 +128,12 @@ async fn velocity_counts_a_payment_once_and_reviews_beyond_the_window_count() {
 
 #[tokio::test]
 async fn a_limit_of_zero_names_the_field() {
-    let api = Api::start().await;
+    let api = start().await;
     let (s, b) = api
         .call(
             "PUT",
             "/rules/limits/user/JPY",
-            &api.admin(),
+            &admin(&api),
             Some(json!({"max_amount": 0})),
         )
         .await;
@@ -173,8 +145,8 @@ async fn a_limit_of_zero_names_the_field() {
 
 #[tokio::test]
 async fn admin_sets_a_limit_that_applies_is_listed_and_can_be_deleted_once() {
-    let api = Api::start().await;
-    let admin = api.admin();
+    let api = start().await;
+    let admin = admin(&api);
     let (s, _) = api
         .call(
             "PUT",
@@ -184,7 +156,7 @@ async fn admin_sets_a_limit_that_applies_is_listed_and_can_be_deleted_once() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, b) = api.evaluate(10, "JPY", "j1").await;
+    let (_, b) = evaluate(&api, 10, "JPY", "j1").await;
     assert_eq!(b["decision"], "allow", "{b}");
     let (s, b) = api.call("GET", "/rules", &admin, None).await;
     assert_eq!(s, StatusCode::OK);
@@ -211,8 +183,8 @@ async fn admin_sets_a_limit_that_applies_is_listed_and_can_be_deleted_once() {
 
 #[tokio::test]
 async fn a_negative_amount_names_the_field() {
-    let api = Api::start().await;
-    let (s, b) = api.evaluate(-1, "USD", "x").await;
+    let api = start().await;
+    let (s, b) = evaluate(&api, -1, "USD", "x").await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("amount"))

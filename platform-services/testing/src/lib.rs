@@ -247,6 +247,47 @@ pub async fn service_app(
     (app, ctx, vec![g1, g2])
 }
 
+/// A service's app on fresh infrastructure ([`service_app`]) and the IdP its tokens come from:
+/// the setup of an API test, one per test.
+pub struct TestApi {
+    pub app: axum::Router,
+    pub ctx: platform_common::service::Context,
+    pub idp: TestIdp,
+    _infra: Vec<infra::Guard>,
+}
+
+impl TestApi {
+    pub async fn start(
+        spec: &platform_common::service::ServiceSpec,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let idp = TestIdp::start().await;
+        let (app, ctx, infra) = service_app(spec, &idp, extra_env).await;
+        Self {
+            app,
+            ctx,
+            idp,
+            _infra: infra,
+        }
+    }
+
+    /// A valid token for `username` with `roles`.
+    pub fn token(&self, username: &str, roles: &[&str]) -> String {
+        self.idp.token(username, roles)
+    }
+
+    /// One request with a bearer token; status and JSON body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (axum::http::StatusCode, Value) {
+        call(&self.app, method, path, Some(token), &[], body).await
+    }
+}
+
 /// Sends one request to an app and returns status and JSON body (Null when not JSON).
 pub async fn call(
     app: &axum::Router,

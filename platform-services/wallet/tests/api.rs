@@ -1,96 +1,61 @@
 //! wallet against real Postgres and Redis: one test per rule.
 
-use axum::Router;
 use axum::http::StatusCode;
-use platform_testing::infra::Guard;
-use platform_testing::{TestIdp, call, service_app};
+use platform_testing::TestApi;
 use serde_json::{Value, json};
 
-/// The service's app on its own database, and the IdP its tokens come from.
-struct Api {
-    app: Router,
-    idp: TestIdp,
-    _infra: Vec<Guard>,
+async fn start() -> TestApi {
+    TestApi::start(&wallet::spec(), &[]).await
 }
 
-impl Api {
-    async fn start() -> Self {
-        let idp = TestIdp::start().await;
-        let (app, _ctx, infra) = service_app(&wallet::spec(), &idp, &[]).await;
-        Self {
-            app,
-            idp,
-            _infra: infra,
-        }
-    }
+/// frank, a plain user who owns the wallets below.
+fn frank(api: &TestApi) -> String {
+    api.token("frank", &["user"])
+}
 
-    /// frank, a plain user who owns the wallets below.
-    fn frank(&self) -> String {
-        self.idp.token("frank", &["user"])
-    }
+fn finance(api: &TestApi) -> String {
+    api.token("fin", &["finance"])
+}
 
-    fn finance(&self) -> String {
-        self.idp.token("fin", &["finance"])
-    }
+fn ops(api: &TestApi) -> String {
+    api.token("ops", &["ops_user"])
+}
 
-    fn ops(&self) -> String {
-        self.idp.token("ops", &["ops_user"])
-    }
+/// frank opens a wallet in `currency`.
+async fn open(api: &TestApi, currency: &str) -> (StatusCode, Value) {
+    let body = json!({"currency": currency});
+    api.call("POST", "/wallets", &frank(api), Some(body)).await
+}
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        call(&self.app, method, path, Some(token), &[], body).await
-    }
+/// frank's new EUR wallet; returns its id.
+async fn wallet(api: &TestApi) -> String {
+    let (s, w) = open(api, "EUR").await;
+    assert_eq!(s, StatusCode::CREATED, "{w}");
+    w["id"].as_str().unwrap().to_string()
+}
 
-    async fn open(&self, currency: &str) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            "/wallets",
-            &self.frank(),
-            Some(json!({"currency": currency})),
-        )
+/// An entry posted by finance.
+async fn entry(api: &TestApi, id: &str, dir: &str, amount: i64, r: &str) -> (StatusCode, Value) {
+    entry_as(api, &finance(api), id, dir, amount, r).await
+}
+
+async fn entry_as(
+    api: &TestApi,
+    token: &str,
+    id: &str,
+    dir: &str,
+    amount: i64,
+    r: &str,
+) -> (StatusCode, Value) {
+    let body = json!({"direction": dir, "amount": amount, "reference": r});
+    api.call("POST", &format!("/wallets/{id}/entries"), token, Some(body))
         .await
-    }
-
-    /// frank's new EUR wallet; returns its id.
-    async fn wallet(&self) -> String {
-        let (s, w) = self.open("EUR").await;
-        assert_eq!(s, StatusCode::CREATED, "{w}");
-        w["id"].as_str().unwrap().to_string()
-    }
-
-    /// An entry posted by finance.
-    async fn entry(&self, id: &str, dir: &str, amount: i64, r: &str) -> (StatusCode, Value) {
-        self.entry_as(&self.finance(), id, dir, amount, r).await
-    }
-
-    async fn entry_as(
-        &self,
-        token: &str,
-        id: &str,
-        dir: &str,
-        amount: i64,
-        r: &str,
-    ) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            &format!("/wallets/{id}/entries"),
-            token,
-            Some(json!({"direction": dir, "amount": amount, "reference": r})),
-        )
-        .await
-    }
 }
 
 #[tokio::test]
 async fn a_new_wallet_is_active_and_empty() {
-    let api = Api::start().await;
-    let (s, w) = api.open("EUR").await;
+    let api = start().await;
+    let (s, w) = open(&api, "EUR").await;
     assert_eq!(
         (s, w["balance"].as_i64(), w["status"].as_str()),
         (StatusCode::CREATED, Some(0), Some("active"))
@@ -99,9 +64,9 @@ async fn a_new_wallet_is_active_and_empty() {
 
 #[tokio::test]
 async fn one_wallet_per_user_and_currency() {
-    let api = Api::start().await;
-    api.wallet().await;
-    let (s, b) = api.open("EUR").await;
+    let api = start().await;
+    wallet(&api).await;
+    let (s, b) = open(&api, "EUR").await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("wallet_exists"))
@@ -110,8 +75,8 @@ async fn one_wallet_per_user_and_currency() {
 
 #[tokio::test]
 async fn an_unknown_currency_names_the_field() {
-    let api = Api::start().await;
-    let (s, b) = api.open("EURO").await;
+    let api = start().await;
+    let (s, b) = open(&api, "EURO").await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("currency"))
@@ -120,19 +85,19 @@ async fn an_unknown_currency_names_the_field() {
 
 #[tokio::test]
 async fn only_finance_and_admin_post_entries() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    let (s, _) = api.entry_as(&api.frank(), &id, "credit", 500, "r1").await;
+    let api = start().await;
+    let id = wallet(&api).await;
+    let (s, _) = entry_as(&api, &frank(&api), &id, "credit", 500, "r1").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn a_credit_raises_the_balance_and_its_reference_again_is_a_no_op() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    let (s, b) = api.entry(&id, "credit", 500, "r1").await;
+    let api = start().await;
+    let id = wallet(&api).await;
+    let (s, b) = entry(&api, &id, "credit", 500, "r1").await;
     assert_eq!((s, b["balance"].as_i64()), (StatusCode::OK, Some(500)));
-    let (_, b) = api.entry(&id, "credit", 500, "r1").await;
+    let (_, b) = entry(&api, &id, "credit", 500, "r1").await;
     assert_eq!(
         b["balance"].as_i64(),
         Some(500),
@@ -142,10 +107,10 @@ async fn a_credit_raises_the_balance_and_its_reference_again_is_a_no_op() {
 
 #[tokio::test]
 async fn a_reference_reused_for_another_entry_is_refused() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    api.entry(&id, "credit", 500, "r1").await;
-    let (s, b) = api.entry(&id, "credit", 501, "r1").await;
+    let api = start().await;
+    let id = wallet(&api).await;
+    entry(&api, &id, "credit", 500, "r1").await;
+    let (s, b) = entry(&api, &id, "credit", 501, "r1").await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("reference_reused"))
@@ -154,10 +119,10 @@ async fn a_reference_reused_for_another_entry_is_refused() {
 
 #[tokio::test]
 async fn a_debit_beyond_the_balance_is_insufficient_funds() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    api.entry(&id, "credit", 500, "r1").await;
-    let (s, b) = api.entry(&id, "debit", 501, "r2").await;
+    let api = start().await;
+    let id = wallet(&api).await;
+    entry(&api, &id, "credit", 500, "r1").await;
+    let (s, b) = entry(&api, &id, "debit", 501, "r2").await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("insufficient_funds"))
@@ -166,14 +131,14 @@ async fn a_debit_beyond_the_balance_is_insufficient_funds() {
 
 #[tokio::test]
 async fn a_bad_entry_names_the_field() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    let (s, b) = api.entry(&id, "debit", -1, "r3").await;
+    let api = start().await;
+    let id = wallet(&api).await;
+    let (s, b) = entry(&api, &id, "debit", -1, "r3").await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("amount"))
     );
-    let (s, b) = api.entry(&id, "sideways", 1, "r3").await;
+    let (s, b) = entry(&api, &id, "sideways", 1, "r3").await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("direction"))
@@ -182,10 +147,10 @@ async fn a_bad_entry_names_the_field() {
 
 #[tokio::test]
 async fn only_ops_user_and_admin_freeze() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
+    let api = start().await;
+    let id = wallet(&api).await;
     let freeze = format!("/wallets/{id}/freeze");
-    for token in [api.frank(), api.finance()] {
+    for token in [frank(&api), finance(&api)] {
         assert_eq!(
             api.call("POST", &freeze, &token, Some(json!({}))).await.0,
             StatusCode::FORBIDDEN
@@ -195,36 +160,36 @@ async fn only_ops_user_and_admin_freeze() {
 
 #[tokio::test]
 async fn a_frozen_wallet_takes_no_entries_until_unfrozen() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    api.entry(&id, "credit", 500, "r1").await;
+    let api = start().await;
+    let id = wallet(&api).await;
+    entry(&api, &id, "credit", 500, "r1").await;
     let (s, b) = api
         .call(
             "POST",
             &format!("/wallets/{id}/freeze"),
-            &api.ops(),
+            &ops(&api),
             Some(json!({"reason": "fraud check"})),
         )
         .await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("frozen")));
-    let (s, b) = api.entry(&id, "debit", 100, "r4").await;
+    let (s, b) = entry(&api, &id, "debit", 100, "r4").await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("wallet_frozen"))
     );
     let (s, b) = api
-        .call("POST", &format!("/wallets/{id}/unfreeze"), &api.ops(), None)
+        .call("POST", &format!("/wallets/{id}/unfreeze"), &ops(&api), None)
         .await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("active")));
-    let (_, b) = api.entry(&id, "debit", 100, "r4").await;
+    let (_, b) = entry(&api, &id, "debit", 100, "r4").await;
     assert_eq!(b["balance"].as_i64(), Some(400));
 }
 
 #[tokio::test]
 async fn others_wallets_are_not_found_and_listing_them_needs_staff() {
-    let api = Api::start().await;
-    let id = api.wallet().await;
-    let grace = api.idp.token("grace", &["user"]);
+    let api = start().await;
+    let id = wallet(&api).await;
+    let grace = api.token("grace", &["user"]);
     assert_eq!(
         api.call("GET", &format!("/wallets/{id}"), &grace, None)
             .await
@@ -238,7 +203,7 @@ async fn others_wallets_are_not_found_and_listing_them_needs_staff() {
         StatusCode::FORBIDDEN
     );
     let (s, b) = api
-        .call("GET", "/wallets?owner=frank", &api.ops(), None)
+        .call("GET", "/wallets?owner=frank", &ops(&api), None)
         .await;
     assert_eq!(
         (s, b.as_array().map(|a| a.len())),
