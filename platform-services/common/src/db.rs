@@ -4,8 +4,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Config, ManagerConfig, PoolConfig, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
 
 use crate::CommonError;
 use crate::config::DbConfig;
@@ -79,6 +79,22 @@ impl From<deadpool_postgres::PoolError> for DbError {
             other => Self::Unavailable(Box::new(other)),
         }
     }
+}
+
+/// Reads a row that may be absent with `read` (columns by name), as stores do for lookups.
+pub fn read_opt<T>(
+    row: Option<Row>,
+    read: impl Fn(&Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Option<T>, DbError> {
+    Ok(row.as_ref().map(read).transpose()?)
+}
+
+/// Reads every row with `read`; the first row that does not fit fails them all.
+pub fn read_all<T>(
+    rows: &[Row],
+    read: impl Fn(&Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<T>, DbError> {
+    Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
 }
 
 /// `Ok(None)`, the row that is not there, as the caller's "not found" error.

@@ -1,7 +1,7 @@
 //! The rates and quotes tables' SQL. Rows are read by column name.
 
 use chrono::{DateTime, Utc};
-use platform_common::db::{Client, DbError, Transaction};
+use platform_common::db::{Client, DbError, Transaction, read_all, read_opt};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -49,7 +49,7 @@ pub async fn rates(c: &Client) -> Result<Vec<Rate>, DbError> {
             as_of: r.try_get("as_of")?,
         })
     };
-    Ok(rows.iter().map(rate).collect::<Result<_, _>>()?)
+    read_all(&rows, rate)
 }
 
 /// Units per 1 USD (scaled by 10^8) of those of `currencies` that have a rate.
@@ -105,7 +105,7 @@ pub async fn lock_quote(tx: &Transaction<'_>, id: Uuid) -> Result<Option<StoredQ
     let row = tx
         .query_opt("SELECT * FROM quotes WHERE id = $1 FOR UPDATE", &[&id])
         .await?;
-    Ok(row.as_ref().map(stored_quote).transpose()?)
+    read_opt(row, stored_quote)
 }
 
 pub async fn mark_converted(tx: &Transaction<'_>, id: Uuid) -> Result<(), DbError> {

@@ -1,6 +1,6 @@
 //! The accounts and transfers tables' SQL. Rows are read by column name.
 
-use platform_common::db::{Client, DbError, Transaction};
+use platform_common::db::{Client, DbError, Transaction, read_all, read_opt};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -51,7 +51,7 @@ pub async fn account(c: &Client, id: Uuid) -> Result<Option<Account>, DbError> {
     let row = c
         .query_opt("SELECT * FROM accounts WHERE id = $1", &[&id])
         .await?;
-    Ok(row.as_ref().map(account_row).transpose()?)
+    read_opt(row, account_row)
 }
 
 /// Those of the two accounts that exist, locked in id order so concurrent transfers cannot
@@ -67,7 +67,7 @@ pub async fn lock_accounts(
             &[&a, &b],
         )
         .await?;
-    Ok(rows.iter().map(account_row).collect::<Result<_, _>>()?)
+    read_all(&rows, account_row)
 }
 
 pub async fn set_debits_posted(tx: &Transaction<'_>, id: Uuid, v: i64) -> Result<(), DbError> {
@@ -92,13 +92,13 @@ const SELECT_TRANSFER: &str = "SELECT * FROM transfers WHERE id = $1";
 
 pub async fn transfer(c: &Client, id: Uuid) -> Result<Option<Transfer>, DbError> {
     let row = c.query_opt(SELECT_TRANSFER, &[&id]).await?;
-    Ok(row.as_ref().map(transfer_row).transpose()?)
+    read_opt(row, transfer_row)
 }
 
 /// The transfer, read inside the posting transaction.
 pub async fn transfer_in(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Transfer>, DbError> {
     let row = tx.query_opt(SELECT_TRANSFER, &[&id]).await?;
-    Ok(row.as_ref().map(transfer_row).transpose()?)
+    read_opt(row, transfer_row)
 }
 
 pub async fn insert_transfer(

@@ -1,6 +1,6 @@
 //! The payments and idempotency-key tables' SQL. Rows are read by column name.
 
-use platform_common::db::{Client, DbError, Transaction};
+use platform_common::db::{Client, DbError, Transaction, read_opt};
 use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -52,7 +52,7 @@ pub async fn get(c: &Client, id: Uuid) -> Result<Option<Payment>, DbError> {
     let row = c
         .query_opt("SELECT * FROM payments WHERE id = $1", &[&id])
         .await?;
-    Ok(row.as_ref().map(payment).transpose()?)
+    read_opt(row, payment)
 }
 
 pub async fn stored_response(
@@ -73,7 +73,7 @@ pub async fn stored_response(
             body: r.try_get("response_body")?,
         })
     };
-    Ok(row.as_ref().map(stored).transpose()?)
+    read_opt(row, stored)
 }
 
 /// Records the response for `(owner, key)`; false when a concurrent request recorded one first.

@@ -1,6 +1,6 @@
 //! The profiles table's SQL. Rows are read by column name.
 
-use platform_common::db::{Client, DbError, Transaction};
+use platform_common::db::{Client, DbError, Transaction, read_opt};
 use tokio_postgres::Row;
 
 use crate::kyc::KycStatus;
@@ -29,7 +29,7 @@ pub async fn get(c: &Client, username: &str) -> Result<Option<Profile>, DbError>
     let row = c
         .query_opt("SELECT * FROM profiles WHERE username = $1", &[&username])
         .await?;
-    Ok(row.as_ref().map(profile).transpose()?)
+    read_opt(row, profile)
 }
 
 /// Creates the profile or updates its name and e-mail; the KYC status is untouched.
@@ -63,7 +63,7 @@ pub async fn lock_kyc_status(
             &[&username],
         )
         .await?;
-    Ok(row.as_ref().map(kyc_status).transpose()?)
+    read_opt(row, kyc_status)
 }
 
 pub async fn set_kyc_status(

@@ -1,6 +1,6 @@
 //! The limits and velocity-rules tables' SQL. Rows are read by column name.
 
-use platform_common::db::{Client, DbError};
+use platform_common::db::{Client, DbError, read_all, read_opt};
 use tokio_postgres::Row;
 
 use crate::rules::{Limit, Velocity};
@@ -30,7 +30,7 @@ pub async fn limits(c: &Client) -> Result<Vec<Limit>, DbError> {
             &[],
         )
         .await?;
-    Ok(rows.iter().map(limit).collect::<Result<_, _>>()?)
+    read_all(&rows, limit)
 }
 
 /// The limits in `currency` of any of `roles`.
@@ -45,7 +45,7 @@ pub async fn limits_for(
             &[&currency, &roles],
         )
         .await?;
-    Ok(rows.iter().map(limit).collect::<Result<_, _>>()?)
+    read_all(&rows, limit)
 }
 
 pub async fn upsert_limit(c: &Client, l: &Limit, by: &str) -> Result<(), DbError> {
@@ -77,7 +77,7 @@ pub async fn velocity_rules(c: &Client) -> Result<Vec<Velocity>, DbError> {
             &[],
         )
         .await?;
-    Ok(rows.iter().map(velocity).collect::<Result<_, _>>()?)
+    read_all(&rows, velocity)
 }
 
 pub async fn velocity_rule(c: &Client, currency: &str) -> Result<Option<Velocity>, DbError> {
@@ -87,7 +87,7 @@ pub async fn velocity_rule(c: &Client, currency: &str) -> Result<Option<Velocity
             &[&currency],
         )
         .await?;
-    Ok(row.as_ref().map(velocity).transpose()?)
+    read_opt(row, velocity)
 }
 
 pub async fn upsert_velocity(c: &Client, v: &Velocity, by: &str) -> Result<(), DbError> {

@@ -1,6 +1,6 @@
 //! The wallet tables' SQL. Rows are read by column name.
 
-use platform_common::db::{Client, DbError, Transaction};
+use platform_common::db::{Client, DbError, Transaction, read_all, read_opt};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -20,10 +20,6 @@ fn wallet(r: &Row) -> Result<Wallet, tokio_postgres::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
-}
-
-fn one(row: Option<Row>) -> Result<Option<Wallet>, DbError> {
-    Ok(row.as_ref().map(wallet).transpose()?)
 }
 
 impl Direction {
@@ -53,20 +49,22 @@ pub async fn by_owner(c: &Client, owner: &str) -> Result<Vec<Wallet>, DbError> {
             &[&owner],
         )
         .await?;
-    Ok(rows.iter().map(wallet).collect::<Result<_, _>>()?)
+    read_all(&rows, wallet)
 }
 
 pub async fn get(c: &Client, id: Uuid) -> Result<Option<Wallet>, DbError> {
-    one(c
+    let row = c
         .query_opt("SELECT * FROM wallets WHERE id = $1", &[&id])
-        .await?)
+        .await?;
+    read_opt(row, wallet)
 }
 
 /// The wallet, locked until the transaction ends.
 pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Wallet>, DbError> {
-    one(tx
+    let row = tx
         .query_opt("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", &[&id])
-        .await?)
+        .await?;
+    read_opt(row, wallet)
 }
 
 pub async fn set_status(
@@ -75,14 +73,15 @@ pub async fn set_status(
     status: &str,
     reason: Option<&str>,
 ) -> Result<Option<Wallet>, DbError> {
-    one(c
+    let row = c
         .query_opt(
             &format!(
                 "UPDATE wallets SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1 {RETURNING}"
             ),
             &[&id, &status, &reason],
         )
-        .await?)
+        .await?;
+    read_opt(row, wallet)
 }
 
 /// The entry recorded under `reference`: its direction and amount.
