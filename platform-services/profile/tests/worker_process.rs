@@ -88,8 +88,16 @@ async fn killed_worker_process_job_is_delivered_again() {
 
     let (mut second, _) = spawn_worker(&url);
     let r = client.wait(&id, Duration::from_secs(15)).await.unwrap();
+    // The seeds' sample tasks are test code: a production worker does not know them.
+    let add = client.enqueue("profile.add", json!([1, 2])).await.unwrap();
+    let unknown = client.wait(&add, Duration::from_secs(15)).await.unwrap();
     second.kill().unwrap();
     second.wait().unwrap();
+    assert_eq!(
+        unknown.map(|r| r.status),
+        Some(JobStatus::Dead),
+        "profile.add is not a production task"
+    );
     let r = r.expect("job delivered again and finished");
     assert_eq!(
         (r.status, r.result),
