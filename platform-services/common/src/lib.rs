@@ -18,8 +18,6 @@ pub mod redis_handle;
 pub mod secret;
 pub mod service;
 pub mod telemetry;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;
 
 pub use problem::{ApiError, CommonError, Problem};
 pub use secret::Secret;

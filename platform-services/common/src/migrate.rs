@@ -14,6 +14,15 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// Which migration failed, around the database's error.
+#[derive(Debug, thiserror::Error)]
+#[error("migration {version} ({name}) failed: {source}")]
+struct MigrationFailed {
+    version: i64,
+    name: &'static str,
+    source: DbError,
+}
+
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     service TEXT NOT NULL,
     version BIGINT NOT NULL,
@@ -50,12 +59,11 @@ pub async fn run(
         // DDL first: CockroachDB refuses schema changes after a write in the same transaction.
         let tx = client.transaction().await?;
         tx.batch_execute(m.sql).await.map_err(|e| {
-            DbError::Query(format!(
-                "migration {} ({}) failed: {}",
-                m.version,
-                m.name,
-                DbError::from(e)
-            ))
+            DbError::Query(Box::new(MigrationFailed {
+                version: m.version,
+                name: m.name,
+                source: DbError::from(e),
+            }))
         })?;
         let inserted = tx
             .execute(

@@ -168,6 +168,42 @@ impl ApiError for CommonError {
 
 impl_api_error_response!(CommonError);
 
+impl From<tokio_postgres::Error> for CommonError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        crate::db::DbError::from(e).into()
+    }
+}
+
+impl From<crate::db::PoolError> for CommonError {
+    fn from(e: crate::db::PoolError) -> Self {
+        crate::db::DbError::from(e).into()
+    }
+}
+
+/// Gives a service error enum that wraps [`CommonError`] (`#[from]`) the database
+/// conversions `?` needs: from `tokio_postgres::Error`, the pool's `PoolError` and
+/// [`DbError`](crate::db::DbError), each through [`CommonError`].
+#[macro_export]
+macro_rules! impl_db_error_conversions {
+    ($t:ty) => {
+        impl ::std::convert::From<$crate::db::DbError> for $t {
+            fn from(e: $crate::db::DbError) -> Self {
+                $crate::CommonError::from(e).into()
+            }
+        }
+        impl ::std::convert::From<$crate::db::PoolError> for $t {
+            fn from(e: $crate::db::PoolError) -> Self {
+                $crate::CommonError::from(e).into()
+            }
+        }
+        impl ::std::convert::From<$crate::db::TokioPostgresError> for $t {
+            fn from(e: $crate::db::TokioPostgresError) -> Self {
+                $crate::CommonError::from(e).into()
+            }
+        }
+    };
+}
+
 impl From<crate::db::DbError> for CommonError {
     fn from(e: crate::db::DbError) -> Self {
         match e {

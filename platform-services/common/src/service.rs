@@ -21,7 +21,7 @@ use crate::config::{
 };
 use crate::events::{KafkaProbe, OutboxRelay, ensure_topics};
 use crate::health::{PostgresProbe, Readiness, RedisProbe};
-use crate::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, sample};
+use crate::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, register_echo};
 use crate::metrics::Metrics;
 use crate::migrate::Migration;
 use crate::redis_handle::RedisHandle;
@@ -39,7 +39,7 @@ pub struct ServiceSpec {
     pub openapi: fn() -> OpenApi,
     /// The service's own routes, state applied. Service settings are read here.
     pub routes: fn(&Context) -> Result<Router, ConfigError>,
-    /// The service's own tasks, besides the sample ones.
+    /// The service's own tasks, besides `<name>.echo` which every worker has.
     pub tasks: fn(&mut TaskRegistry, &Context),
 }
 
@@ -282,7 +282,7 @@ async fn work(
 ) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::new(&ctx.service));
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, spec.name);
+    register_echo(&mut tasks, spec.name);
     (spec.tasks)(&mut tasks, ctx);
 
     let mut readiness = Readiness::new(ctx.service.clone()).with(RedisProbe(ctx.redis.clone()));

@@ -8,7 +8,7 @@ use platform_common::events::{
     OutboxRelay,
 };
 use platform_common::migrate::{self, Migration};
-use platform_common::testing::infra;
+use platform_testing::infra;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::json;

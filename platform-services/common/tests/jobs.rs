@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use platform_common::jobs::{
-    JobClient, JobEnvelope, JobStatus, TaskError, TaskRegistry, Worker, WorkerOptions, sample,
+    JobClient, JobEnvelope, JobStatus, TaskError, TaskRegistry, Worker, WorkerOptions,
 };
 use platform_common::redis_handle::RedisHandle;
-use platform_common::testing::infra;
+use platform_testing::infra;
 use redis::AsyncCommands;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -61,7 +61,7 @@ async fn setup() -> (String, RedisHandle, JobClient, infra::Guard) {
 async fn sample_tasks_round_trip() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let w = start(&svc, &redis, tasks, fast());
     let add = client
         .enqueue(&format!("{svc}.add"), json!([1, 2]))
@@ -162,7 +162,7 @@ async fn job_is_dead_lettered_after_max_attempts() {
 async fn fatal_errors_and_unknown_tasks_are_not_retried() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let w = start(&svc, &redis, tasks, fast());
     let bad = client
         .enqueue(&format!("{svc}.add"), json!(["a", 1]))
@@ -224,7 +224,7 @@ async fn jobs_of_a_worker_that_vanished_are_delivered_again() {
 async fn stopping_hands_unfinished_jobs_back() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let w = start(&svc, &redis, tasks, fast());
     let id = client
         .enqueue(&format!("{svc}.slow"), json!([30]))
@@ -259,7 +259,7 @@ async fn command_calls(redis: &RedisHandle, command: &str) -> u64 {
 async fn a_busy_worker_claims_the_next_job_as_it_records_the_last() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let mut ids = vec![];
     for i in 0..100 {
         ids.push(
@@ -300,7 +300,7 @@ async fn a_busy_worker_claims_the_next_job_as_it_records_the_last() {
     let counted: usize = c.hlen(client.keys().deliveries()).await.unwrap();
     assert_eq!(counted, 0, "delivery counts are cleared with each outcome");
     // Another test may share a Redis named by FINCTL_TEST_REDIS_URL; count only on our own.
-    if std::env::var("FINCTL_TEST_REDIS_URL").is_err() {
+    if std::env::var(platform_testing::env::TEST_REDIS_URL).is_err() {
         assert!(
             blocking_claims < 10,
             "{blocking_claims} blocking claims for 100 queued jobs: each outcome script should \
@@ -313,7 +313,7 @@ async fn a_busy_worker_claims_the_next_job_as_it_records_the_last() {
 async fn call_enqueues_and_waits_in_one_round_trip_and_the_done_list_carries_the_result() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let w = start(&svc, &redis, tasks, fast());
     let (id, r) = client
         .call(
@@ -352,7 +352,7 @@ async fn a_job_that_keeps_killing_its_workers_is_dead_lettered() {
     let started = Arc::new(tokio::sync::Notify::new());
     let runs = Arc::new(AtomicU32::new(0));
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let (s, r) = (started.clone(), runs.clone());
     tasks.register("crashes", move |_| {
         let (s, r) = (s.clone(), r.clone());

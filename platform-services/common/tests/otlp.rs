@@ -21,11 +21,11 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use platform_common::config::{OtlpConfig, OtlpProtocol};
 use platform_common::health::Readiness;
 use platform_common::http::{self, Platform};
-use platform_common::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, sample};
+use platform_common::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions};
 use platform_common::metrics::Metrics;
 use platform_common::redis_handle::RedisHandle;
 use platform_common::telemetry::{self, TraceExport};
-use platform_common::testing::{TestIdp, infra};
+use platform_testing::{TestIdp, infra};
 use prost::Message;
 use tokio::sync::oneshot;
 use tower::ServiceExt;
@@ -378,7 +378,7 @@ async fn job_spans_are_exported_and_their_log_lines_carry_the_trace_id() {
     let svc = infra::unique("otlp");
     let redis = RedisHandle::new(&cfg).unwrap();
     let mut tasks = TaskRegistry::default();
-    sample::register(&mut tasks, &svc);
+    platform_testing::tasks::register(&mut tasks, &svc);
     let (stop, stopped) = oneshot::channel::<()>();
     let worker = tokio::spawn(
         Worker::new(&svc, redis.clone(), tasks, WorkerOptions::default())

@@ -1,43 +1,63 @@
-//! forex against real Postgres and Redis.
+//! forex against real Postgres and Redis: one test per rule.
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
-use serde_json::json;
+use platform_testing::TestApi;
+use serde_json::{Value, json};
+
+/// A 50 bps spread, quotes valid for `quote_ttl_seconds`, no rates loaded.
+async fn start(quote_ttl_seconds: &str) -> TestApi {
+    let env = [
+        ("FOREX_SPREAD_BPS", "50"),
+        ("FOREX_QUOTE_TTL_SECONDS", quote_ttl_seconds),
+    ];
+    TestApi::start(&forex::spec(), &env).await
+}
+
+/// The bundled rates loaded.
+async fn load_rates(api: &TestApi) {
+    assert_eq!(forex::refresh_rates(&api.ctx.db, None).await.unwrap(), 13);
+}
+
+/// Quotes valid for 30 s, the bundled rates loaded.
+async fn with_rates() -> TestApi {
+    let api = start("30").await;
+    load_rates(&api).await;
+    api
+}
+
+async fn quote(
+    api: &TestApi,
+    token: &str,
+    sell: &str,
+    buy: &str,
+    amount: i64,
+) -> (StatusCode, Value) {
+    api.call("POST", "/quotes", token, q(sell, buy, amount))
+        .await
+}
+
+fn q(sell: &str, buy: &str, amount: i64) -> Option<Value> {
+    Some(json!({"sell_currency": sell, "buy_currency": buy, "sell_amount": amount}))
+}
 
 #[tokio::test]
-async fn quotes_spread_expiry_and_conversion() {
-    let idp = TestIdp::start().await;
-    let (app, ctx, _g) = service_app(
-        &forex::spec(),
-        &idp,
-        &[("FOREX_SPREAD_BPS", "50"), ("FOREX_QUOTE_TTL_SECONDS", "1")],
-    )
-    .await;
-    let user = idp.token("hank", &["user"]);
-    let other = idp.token("ivy", &["user"]);
-    let admin = idp.token("admin", &["admin"]);
-
-    // No rates yet: a clear 422; the refresh job loads the bundled file.
-    let q = |sell: &str, buy: &str, amount: i64| {
-        Some(json!({"sell_currency": sell, "buy_currency": buy, "sell_amount": amount}))
-    };
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/quotes",
-        Some(&user),
-        &[],
-        q("USD", "EUR", 10_000),
-    )
-    .await;
+async fn no_rate_is_a_clear_422() {
+    let api = start("30").await;
+    let user = api.token("hank", &["user"]);
+    let (s, b) = quote(&api, &user, "USD", "EUR", 10_000).await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("rate_unavailable"))
     );
-    assert_eq!(forex::refresh_rates(&ctx.db, None).await.unwrap(), 13);
-    let (s, rates) = call(&app, "GET", "/rates", Some(&user), &[], None).await;
+}
+
+#[tokio::test]
+async fn the_refresh_job_loads_the_bundled_rates() {
+    let api = with_rates().await;
+    let user = api.token("hank", &["user"]);
+    let (s, rates) = api.call("GET", "/rates", &user, None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
         rates
@@ -46,17 +66,14 @@ async fn quotes_spread_expiry_and_conversion() {
             .iter()
             .any(|r| r["currency"] == "EUR" && r["per_usd"] == "0.92340000")
     );
+}
 
+#[tokio::test]
+async fn a_quote_is_the_mid_rate_less_the_spread_rounded_down() {
+    let api = with_rates().await;
+    let user = api.token("hank", &["user"]);
     // 100.00 USD -> EUR at 0.9234 less 50 bps = 0.91878300 -> 91.87 EUR.
-    let (s, quote) = call(
-        &app,
-        "POST",
-        "/quotes",
-        Some(&user),
-        &[],
-        q("USD", "EUR", 10_000),
-    )
-    .await;
+    let (s, quote) = quote(&api, &user, "USD", "EUR", 10_000).await;
     assert_eq!(s, StatusCode::CREATED, "{quote}");
     assert_eq!(
         (
@@ -66,76 +83,68 @@ async fn quotes_spread_expiry_and_conversion() {
         ),
         (Some(9_187), Some("0.91878300"), Some("0.92340000"))
     );
-    // 10000 JPY -> USD (exponent 0 -> 2).
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/quotes",
-        Some(&user),
-        &[],
-        q("JPY", "USD", 10_000),
-    )
-    .await;
-    assert_eq!(b["buy_amount"].as_i64(), Some(6_414), "{b}");
+}
 
-    // Only the quote's owner converts, once, before expiry.
+#[tokio::test]
+async fn a_quote_converts_between_currency_exponents() {
+    let api = with_rates().await;
+    let user = api.token("hank", &["user"]);
+    // 10000 JPY -> USD (exponent 0 -> 2).
+    let (_, b) = quote(&api, &user, "JPY", "USD", 10_000).await;
+    assert_eq!(b["buy_amount"].as_i64(), Some(6_414), "{b}");
+}
+
+#[tokio::test]
+async fn only_the_quotes_owner_converts_it_and_only_once() {
+    let api = with_rates().await;
+    let user = api.token("hank", &["user"]);
+    let other = api.token("ivy", &["user"]);
+    let (_, quote) = quote(&api, &user, "USD", "EUR", 10_000).await;
     let conv = json!({"quote_id": quote["id"]});
     assert_eq!(
-        call(
-            &app,
-            "POST",
-            "/conversions",
-            Some(&other),
-            &[],
-            Some(conv.clone())
-        )
-        .await
-        .0,
+        api.call("POST", "/conversions", &other, Some(conv.clone()))
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        call(
-            &app,
-            "POST",
-            "/conversions",
-            Some(&user),
-            &[],
-            Some(conv.clone())
-        )
-        .await
-        .0,
+        api.call("POST", "/conversions", &user, Some(conv.clone()))
+            .await
+            .0,
         StatusCode::CREATED
     );
-    let (s, b) = call(&app, "POST", "/conversions", Some(&user), &[], Some(conv)).await;
+    let (s, b) = api.call("POST", "/conversions", &user, Some(conv)).await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("quote_already_converted"))
     );
-    let (_, late) = call(
-        &app,
-        "POST",
-        "/quotes",
-        Some(&user),
-        &[],
-        q("USD", "GBP", 5_000),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn an_expired_quote_is_gone() {
+    let api = start("1").await;
+    load_rates(&api).await;
+    let user = api.token("hank", &["user"]);
+    let (_, late) = quote(&api, &user, "USD", "GBP", 5_000).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/conversions",
-        Some(&user),
-        &[],
-        Some(json!({"quote_id": late["id"]})),
-    )
-    .await;
+    let (s, b) = api
+        .call(
+            "POST",
+            "/conversions",
+            &user,
+            Some(json!({"quote_id": late["id"]})),
+        )
+        .await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::GONE, Some("quote_expired"))
     );
+}
 
-    // Bad input.
+#[tokio::test]
+async fn bad_quote_requests_name_the_field() {
+    let api = with_rates().await;
+    let user = api.token("hank", &["user"]);
     for (body, field) in [
         (q("USD", "EUR", 0), "sell_amount"),
         (q("USD", "EUR", -10), "sell_amount"),
@@ -147,47 +156,39 @@ async fn quotes_spread_expiry_and_conversion() {
         ),
         (q("USD", "JPY", i64::MAX), "sell_amount"),
     ] {
-        let (s, b) = call(&app, "POST", "/quotes", Some(&user), &[], body.clone()).await;
+        let (s, b) = api.call("POST", "/quotes", &user, body.clone()).await;
         assert_eq!(
             (s, b["field"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
             "{body:?}: {b}"
         );
     }
+}
 
-    // Rates by hand: admin only, decimal strings only.
-    let (s, _) = call(
-        &app,
-        "PUT",
-        "/rates/EUR",
-        Some(&user),
-        &[],
-        Some(json!({"per_usd": "0.9"})),
-    )
-    .await;
+#[tokio::test]
+async fn only_admin_sets_a_rate() {
+    let api = start("30").await;
+    let user = api.token("hank", &["user"]);
+    let (s, _) = api
+        .call("PUT", "/rates/EUR", &user, Some(json!({"per_usd": "0.9"})))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, b) = call(
-        &app,
-        "PUT",
-        "/rates/EUR",
-        Some(&admin),
-        &[],
-        Some(json!({"per_usd": 0.9})),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn a_rate_is_a_decimal_string() {
+    let api = start("30").await;
+    let admin = api.token("admin", &["admin"]);
+    let (s, b) = api
+        .call("PUT", "/rates/EUR", &admin, Some(json!({"per_usd": 0.9})))
+        .await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("per_usd"))
     );
-    let (s, b) = call(
-        &app,
-        "PUT",
-        "/rates/EUR",
-        Some(&admin),
-        &[],
-        Some(json!({"per_usd": "0.9"})),
-    )
-    .await;
+    let (s, b) = api
+        .call("PUT", "/rates/EUR", &admin, Some(json!({"per_usd": "0.9"})))
+        .await;
     assert_eq!(
         (s, b["per_usd"].as_str()),
         (StatusCode::OK, Some("0.90000000"))

@@ -3,14 +3,14 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use platform_common::auth::{CurrentUser, RoleGuard, roles};
+use platform_common::db::DbOptionExt;
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::{CommonError, money};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{LedgerError, State};
+use crate::{LedgerError, State, store};
 
 pub(crate) const WRITERS: RoleGuard = RoleGuard::AnyOf(&[roles::FINANCE, roles::ADMIN]);
 pub(crate) const READERS: RoleGuard =
@@ -43,26 +43,6 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
 }
 
-pub(crate) const COLUMNS: &str = "id, currency, debits_must_not_exceed_credits, credits_must_not_exceed_debits, \
-    debits_posted, credits_posted, reference, created_at";
-
-impl From<&Row> for Account {
-    fn from(r: &Row) -> Self {
-        let (debits, credits): (i64, i64) = (r.get(4), r.get(5));
-        Account {
-            id: r.get(0),
-            currency: r.get(1),
-            debits_must_not_exceed_credits: r.get(2),
-            credits_must_not_exceed_debits: r.get(3),
-            debits_posted: debits,
-            credits_posted: credits,
-            balance: credits - debits,
-            reference: r.get(6),
-            created_at: r.get(7),
-        }
-    }
-}
-
 /// Create an account (finance, admin). Same id and fields again: 200 with the original.
 #[utoipa::path(post, path = "/accounts", tag = "ledger", security(("bearer" = [])), request_body = NewAccount,
     responses((status = 201, body = Account), (status = 200, body = Account), (status = 409, description = "id exists with different fields")))]
@@ -81,21 +61,11 @@ pub async fn create(
         .into());
     }
     let client = s.ctx.db.get().await?;
-    let inserted = client
-        .execute(
-            "INSERT INTO accounts (id, currency, debits_must_not_exceed_credits, credits_must_not_exceed_debits, reference, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-            &[&new.id, &new.currency, &new.debits_must_not_exceed_credits, &new.credits_must_not_exceed_debits, &new.reference, &user.username],
-        )
-        .await?;
-    let row = client
-        .query_one(
-            &format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"),
-            &[&new.id],
-        )
-        .await?;
-    let account = Account::from(&row);
-    if inserted == 1 {
+    let inserted = store::insert_account(&client, &new, &user.username).await?;
+    let account = store::account(&client, new.id)
+        .await
+        .or_not_found(|| LedgerError::AccountNotFound(new.id.to_string()))?;
+    if inserted {
         return Ok((StatusCode::CREATED, Json(account)));
     }
     let same = account.currency == new.currency
@@ -119,12 +89,8 @@ pub async fn get_one(
 ) -> Result<Json<Account>, LedgerError> {
     READERS.check(&user)?;
     let client = s.ctx.db.get().await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| LedgerError::AccountNotFound(id.to_string()))?;
-    Ok(Json(Account::from(&row)))
+    let account = store::account(&client, id)
+        .await
+        .or_not_found(|| LedgerError::AccountNotFound(id.to_string()))?;
+    Ok(Json(account))
 }

@@ -1,5 +1,4 @@
 use axum::http::StatusCode;
-use platform_common::db::DbError;
 use platform_common::{ApiError, CommonError};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,21 +65,4 @@ impl ApiError for LedgerError {
 }
 
 platform_common::impl_api_error_response!(LedgerError);
-
-impl From<DbError> for LedgerError {
-    fn from(e: DbError) -> Self {
-        Self::Common(e.into())
-    }
-}
-
-impl From<tokio_postgres::Error> for LedgerError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Common(DbError::from(e).into())
-    }
-}
-
-impl From<platform_common::db::PoolError> for LedgerError {
-    fn from(e: platform_common::db::PoolError) -> Self {
-        Self::Common(DbError::from(e).into())
-    }
-}
+platform_common::impl_db_error_conversions!(LedgerError);

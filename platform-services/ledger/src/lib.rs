@@ -10,6 +10,7 @@
 
 mod accounts;
 mod error;
+mod store;
 mod transfers;
 
 use axum::Router;
@@ -28,31 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "accounts and transfers",
-        sql: "
-CREATE TABLE IF NOT EXISTS accounts (
-    id UUID PRIMARY KEY,
-    currency TEXT NOT NULL,
-    debits_must_not_exceed_credits BOOLEAN NOT NULL DEFAULT false,
-    credits_must_not_exceed_debits BOOLEAN NOT NULL DEFAULT false,
-    debits_posted BIGINT NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
-    credits_posted BIGINT NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
-    reference TEXT,
-    created_by TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS transfers (
-    id UUID PRIMARY KEY,
-    debit_account_id UUID NOT NULL REFERENCES accounts (id),
-    credit_account_id UUID NOT NULL REFERENCES accounts (id),
-    amount BIGINT NOT NULL CHECK (amount > 0),
-    currency TEXT NOT NULL,
-    reference TEXT,
-    created_by TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS transfers_debit ON transfers (debit_account_id);
-CREATE INDEX IF NOT EXISTS transfers_credit ON transfers (credit_account_id);
-",
+        sql: include_str!("../migrations/0001_accounts_and_transfers.sql"),
     },
     OUTBOX_MIGRATION,
 ];
@@ -86,14 +63,16 @@ pub fn spec() -> ServiceSpec {
         publishes: &[TRANSFER_POSTED],
         worker_uses_db: false,
         openapi: Api::openapi,
-        routes: |ctx| {
-            Ok(Router::new()
-                .route("/accounts", post(accounts::create))
-                .route("/accounts/{id}", get(accounts::get_one))
-                .route("/transfers", post(transfers::create))
-                .route("/transfers/{id}", get(transfers::get_one))
-                .with_state(State { ctx: ctx.clone() }))
-        },
+        routes: |ctx| Ok(router(State { ctx: ctx.clone() })),
         tasks: |_: &mut TaskRegistry, _| {},
     }
+}
+
+fn router(state: State) -> Router {
+    Router::new()
+        .route("/accounts", post(accounts::create))
+        .route("/accounts/{id}", get(accounts::get_one))
+        .route("/transfers", post(transfers::create))
+        .route("/transfers/{id}", get(transfers::get_one))
+        .with_state(state)
 }

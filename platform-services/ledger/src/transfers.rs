@@ -5,17 +5,16 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use platform_common::auth::CurrentUser;
-use platform_common::db::DbError;
+use platform_common::db::{DbError, DbOptionExt};
 use platform_common::events::{self, EventEnvelope};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::{Account, COLUMNS, READERS, WRITERS};
-use crate::{LedgerError, State, TRANSFER_POSTED};
+use crate::accounts::{READERS, WRITERS};
+use crate::{LedgerError, State, TRANSFER_POSTED, store};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,23 +38,6 @@ pub struct Transfer {
     pub currency: String,
     pub reference: Option<String>,
     pub created_at: DateTime<Utc>,
-}
-
-const TRANSFER_COLUMNS: &str =
-    "id, debit_account_id, credit_account_id, amount, currency, reference, created_at";
-
-impl From<&Row> for Transfer {
-    fn from(r: &Row) -> Self {
-        Transfer {
-            id: r.get(0),
-            debit_account_id: r.get(1),
-            credit_account_id: r.get(2),
-            amount: r.get(3),
-            currency: r.get(4),
-            reference: r.get(5),
-            created_at: r.get(6),
-        }
-    }
 }
 
 impl Transfer {
@@ -135,14 +117,7 @@ async fn post(
     let mut client = s.ctx.db.get().await.map_err(DbError::from)?;
     let tx = client.transaction().await?;
     // load: an existing transfer with this id decides the answer
-    if let Some(row) = tx
-        .query_opt(
-            &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
-            &[&t.id],
-        )
-        .await?
-    {
-        let existing = Transfer::from(&row);
+    if let Some(existing) = store::transfer_in(&tx, t.id).await? {
         return if existing.same_as(t) {
             Ok((StatusCode::OK, Json(existing)))
         } else {
@@ -150,15 +125,7 @@ async fn post(
         };
     }
     // Lock both accounts in id order so concurrent transfers cannot deadlock.
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM accounts WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE"
-            ),
-            &[&t.debit_account_id, &t.credit_account_id],
-        )
-        .await?;
-    let accounts: Vec<Account> = rows.iter().map(Account::from).collect();
+    let accounts = store::lock_accounts(&tx, t.debit_account_id, t.credit_account_id).await?;
     let find = |id: Uuid| {
         accounts
             .iter()
@@ -192,26 +159,9 @@ async fn post(
         return Err(LedgerError::ExceedsDebits(credit.id.to_string()).into());
     }
     // update
-    tx.execute(
-        "UPDATE accounts SET debits_posted = $2 WHERE id = $1",
-        &[&debit.id, &new_debits],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE accounts SET credits_posted = $2 WHERE id = $1",
-        &[&credit.id, &new_credits],
-    )
-    .await?;
-    let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, reference, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRANSFER_COLUMNS}"
-            ),
-            &[&t.id, &t.debit_account_id, &t.credit_account_id, &t.amount, &t.currency, &t.reference, &by],
-        )
-        .await?;
-    let transfer = Transfer::from(&row);
+    store::set_debits_posted(&tx, debit.id, new_debits).await?;
+    store::set_credits_posted(&tx, credit.id, new_credits).await?;
+    let transfer = store::insert_transfer(&tx, t, by).await?;
     // post-update: the event commits with the transfer or not at all
     let event = EventEnvelope::new(
         TRANSFER_POSTED,
@@ -233,12 +183,8 @@ pub async fn get_one(
 ) -> Result<Json<Transfer>, LedgerError> {
     READERS.check(&user)?;
     let client = s.ctx.db.get().await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| LedgerError::TransferNotFound(id.to_string()))?;
-    Ok(Json(Transfer::from(&row)))
+    let transfer = store::transfer(&client, id)
+        .await
+        .or_not_found(|| LedgerError::TransferNotFound(id.to_string()))?;
+    Ok(Json(transfer))
 }

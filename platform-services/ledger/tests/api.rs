@@ -1,7 +1,7 @@
 //! ledger against a real PostgreSQL (CockroachDB's wire protocol) and Redis.
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
+use platform_testing::{TestIdp, call, service_app};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

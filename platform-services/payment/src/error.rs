@@ -1,5 +1,4 @@
 use axum::http::StatusCode;
-use platform_common::db::{DbError, PoolError};
 use platform_common::{ApiError, CommonError};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,21 +46,4 @@ impl ApiError for PaymentError {
 }
 
 platform_common::impl_api_error_response!(PaymentError);
-
-impl From<DbError> for PaymentError {
-    fn from(e: DbError) -> Self {
-        Self::Common(e.into())
-    }
-}
-
-impl From<tokio_postgres::Error> for PaymentError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        DbError::from(e).into()
-    }
-}
-
-impl From<PoolError> for PaymentError {
-    fn from(e: PoolError) -> Self {
-        DbError::from(e).into()
-    }
-}
+platform_common::impl_db_error_conversions!(PaymentError);

@@ -8,6 +8,7 @@
 mod error;
 mod payments;
 mod rules_client;
+mod store;
 
 use std::time::Duration;
 
@@ -29,29 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "payments and idempotency keys",
-        sql: "
-CREATE TABLE IF NOT EXISTS payments (
-    id UUID PRIMARY KEY,
-    owner TEXT NOT NULL,
-    amount BIGINT NOT NULL CHECK (amount > 0),
-    currency TEXT NOT NULL,
-    payee TEXT NOT NULL,
-    description TEXT,
-    status TEXT NOT NULL,
-    reasons JSONB NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS payments_owner ON payments (owner, created_at);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    owner TEXT NOT NULL,
-    key TEXT NOT NULL,
-    request_hash TEXT NOT NULL,
-    response_status INT NOT NULL,
-    response_body JSONB NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (owner, key)
-);
-",
+        sql: include_str!("../migrations/0001_payments_and_idempotency_keys.sql"),
     },
     OUTBOX_MIGRATION,
 ];
@@ -89,14 +68,18 @@ pub fn spec() -> ServiceSpec {
                 });
             }
             let rules = rules_client::RuleEngine::new(base, Duration::from_secs(5));
-            Ok(Router::new()
-                .route("/payments", post(payments::create))
-                .route("/payments/{id}", get(payments::get_one))
-                .with_state(State {
-                    ctx: ctx.clone(),
-                    rules,
-                }))
+            Ok(router(State {
+                ctx: ctx.clone(),
+                rules,
+            }))
         },
         tasks: |_: &mut TaskRegistry, _| {},
     }
+}
+
+fn router(state: State) -> Router {
+    Router::new()
+        .route("/payments", post(payments::create))
+        .route("/payments/{id}", get(payments::get_one))
+        .with_state(state)
 }

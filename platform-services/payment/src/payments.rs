@@ -5,19 +5,18 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform_common::CommonError;
 use platform_common::auth::{CurrentUser, JWT_ASSERTION_HEADER, RoleGuard, User, roles};
-use platform_common::db::DbError;
+use platform_common::db::DbOptionExt;
 use platform_common::events::{self, EventEnvelope};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::rules_client::Request;
-use crate::{PAYMENT_INITIATED, PaymentError, State};
+use crate::{PAYMENT_INITIATED, PaymentError, State, store};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const STAFF: RoleGuard = RoleGuard::AnyOf(&[
@@ -49,26 +48,6 @@ pub struct Payment {
     pub status: String,
     pub reasons: Vec<String>,
     pub created_at: DateTime<Utc>,
-}
-
-const COLUMNS: &str =
-    "id, owner, amount, currency, payee, description, status, reasons, created_at";
-
-impl From<&Row> for Payment {
-    fn from(r: &Row) -> Self {
-        let reasons: Value = r.get(7);
-        Payment {
-            id: r.get(0),
-            owner: r.get(1),
-            amount: r.get(2),
-            currency: r.get(3),
-            payee: r.get(4),
-            description: r.get(5),
-            status: r.get(6),
-            reasons: serde_json::from_value(reasons).unwrap_or_default(),
-            created_at: r.get(8),
-        }
-    }
 }
 
 fn replay(status: i32, body: Value) -> Response {
@@ -152,25 +131,14 @@ pub async fn create(
     // record: payment, idempotency key and event in one transaction
     let mut client = s.ctx.db.get().await?;
     let tx = client.transaction().await?;
-    let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO payments (id, owner, amount, currency, payee, description, status, reasons)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-            ),
-            &[&id, &user.username, &p.amount, &p.currency, &p.payee, &p.description, &status, &json!(evaluation.reasons)],
-        )
-        .await?;
-    let payment = Payment::from(&row);
+    let payment = store::insert(&tx, id, &user.username, &p, status, &evaluation.reasons).await?;
     let body = serde_json::to_value(&payment).expect("serialises");
-    let inserted = tx
-        .execute(
-            "INSERT INTO idempotency_keys (owner, key, request_hash, response_status, response_body)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO NOTHING",
-            &[&user.username, &key, &hash, &201i32, &body],
-        )
-        .await?;
-    if inserted == 0 {
+    let stored_key = store::StoredResponse {
+        request_hash: hash.clone(),
+        status: 201,
+        body: body.clone(),
+    };
+    if !store::remember_response(&tx, &user.username, &key, &stored_key).await? {
         // A concurrent request with the same key won; answer as it did.
         tx.rollback().await?;
         return stored(&s, &user, &key, &hash)
@@ -193,16 +161,9 @@ async fn stored(
     hash: &str,
 ) -> Result<Option<Response>, PaymentError> {
     let client = s.ctx.db.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE owner = $1 AND key = $2",
-            &[&user.username, &key],
-        )
-        .await
-        .map_err(DbError::from)?;
-    match row {
+    match store::stored_response(&client, &user.username, key).await? {
         None => Ok(None),
-        Some(r) if r.get::<_, String>(0) == hash => Ok(Some(replay(r.get(1), r.get(2)))),
+        Some(r) if r.request_hash == hash => Ok(Some(replay(r.status, r.body))),
         Some(_) => Err(PaymentError::IdempotencyKeyReused),
     }
 }
@@ -216,14 +177,9 @@ pub async fn get_one(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Payment>, PaymentError> {
     let client = s.ctx.db.get().await?;
-    let payment = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM payments WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .map(|r| Payment::from(&r))
-        .ok_or_else(|| PaymentError::NotFound(id.to_string()))?;
+    let payment = store::get(&client, id)
+        .await
+        .or_not_found(|| PaymentError::NotFound(id.to_string()))?;
     // Others' payments look absent rather than forbidden, so ids cannot be probed.
     if payment.owner != user.username && STAFF.check(&user).is_err() {
         return Err(PaymentError::NotFound(id.to_string()));

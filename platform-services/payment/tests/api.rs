@@ -1,16 +1,24 @@
 //! payment with the real rule-engine (in-process, on 127.0.0.1), real Postgres and Redis.
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
+use platform_testing::{TestIdp, call, service_app};
 use serde_json::json;
 
 /// Serves rule-engine on a loopback port; returns its base URL.
-async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_common::testing::infra::Guard>) {
-    let (app, _ctx, guards) = service_app(&rule_engine::spec(), idp, &[]).await;
+async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_testing::infra::Guard>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    (url, serve_rule_engine(idp, listener).await)
+}
+
+/// Serves rule-engine on `listener`.
+async fn serve_rule_engine(
+    idp: &TestIdp,
+    listener: tokio::net::TcpListener,
+) -> Vec<platform_testing::infra::Guard> {
+    let (app, _ctx, guards) = service_app(&rule_engine::spec(), idp, &[]).await;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, guards)
+    guards
 }
 
 #[tokio::test]
@@ -196,25 +204,36 @@ async fn idempotent_payments_checked_by_rule_engine() {
     assert_eq!((payments, events), (3, 2));
 }
 
+async fn stored_keys(c: &platform_common::db::Client) -> i64 {
+    c.query_one("SELECT count(*) FROM idempotency_keys", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let idp = TestIdp::start().await;
     // Reserve a port with nothing listening.
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", dead.local_addr().unwrap());
+    let addr = dead.local_addr().unwrap();
+    let url = format!("http://{addr}");
     drop(dead);
     let (app, ctx, _g) = service_app(&payment::spec(), &idp, &[("RULE_ENGINE_URL", &url)]).await;
     let alice = idp.token("alice", &["user"]);
     let body = json!({"amount": 100, "currency": "EUR", "payee": "acme"});
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/payments",
-        Some(&alice),
-        &[("idempotency-key", "r1")],
-        Some(body),
-    )
-    .await;
+    // The same request, the same key, each time.
+    let pay = || {
+        call(
+            &app,
+            "POST",
+            "/payments",
+            Some(&alice),
+            &[("idempotency-key", "r1")],
+            Some(body.clone()),
+        )
+    };
+    let (s, b) = pay().await;
     assert_eq!(
         (s, b["code"].as_str()),
         (
@@ -223,13 +242,27 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
         )
     );
     let c = ctx.db.get().await.unwrap();
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM idempotency_keys", &[])
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        n, 0,
+        stored_keys(&c).await,
+        0,
         "nothing stored, so the client's retry is free to succeed later"
+    );
+
+    // The rule engine comes back on the same address; the same request with the same key
+    // now goes through.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the reserved port is free again");
+    let _rules = serve_rule_engine(&idp, listener).await;
+    let (s, b) = pay().await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::CREATED, Some("initiated")),
+        "{b}"
+    );
+    assert_eq!(
+        stored_keys(&c).await,
+        1,
+        "the successful retry is stored once"
     );
 }

@@ -1,5 +1,4 @@
 use axum::http::StatusCode;
-use platform_common::db::{DbError, PoolError};
 use platform_common::{ApiError, CommonError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,24 +33,7 @@ impl ApiError for RuleError {
 }
 
 platform_common::impl_api_error_response!(RuleError);
-
-impl From<DbError> for RuleError {
-    fn from(e: DbError) -> Self {
-        Self::Common(e.into())
-    }
-}
-
-impl From<tokio_postgres::Error> for RuleError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        DbError::from(e).into()
-    }
-}
-
-impl From<PoolError> for RuleError {
-    fn from(e: PoolError) -> Self {
-        DbError::from(e).into()
-    }
-}
+platform_common::impl_db_error_conversions!(RuleError);
 
 impl From<redis::RedisError> for RuleError {
     fn from(e: redis::RedisError) -> Self {

@@ -9,7 +9,7 @@ use platform_common::money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{RuleError, State};
+use crate::{RuleError, State, store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,23 +84,12 @@ pub async fn evaluate(
     };
 
     let client = s.ctx.db.get().await?;
-    let rows = client
-        .query(
-            "SELECT role, max_amount, review_above FROM limits WHERE currency = $1 AND role = ANY($2)",
-            &[&p.currency, &subject_roles],
-        )
-        .await?;
     // The most permissive of the user's roles applies.
-    let best = rows
-        .iter()
-        .map(|r| {
-            (
-                r.get::<_, String>(0),
-                r.get::<_, i64>(1),
-                r.get::<_, Option<i64>>(2),
-            )
-        })
-        .max_by_key(|(_, max, _)| *max);
+    let best = store::limits_for(&client, &p.currency, &subject_roles)
+        .await?
+        .into_iter()
+        .max_by_key(|l| l.max_amount)
+        .map(|l| (l.role, l.max_amount, l.review_above));
     let Some((role, max, review_above)) = best else {
         return Ok(Json(Evaluation {
             decision: Decision::Deny,
@@ -128,14 +117,8 @@ pub async fn evaluate(
         ));
     }
 
-    let velocity = client
-        .query_opt(
-            "SELECT window_seconds, max_count, max_total FROM velocity_rules WHERE currency = $1",
-            &[&p.currency],
-        )
-        .await?;
-    if let Some(v) = velocity {
-        let (window, max_count, max_total): (i64, i64, i64) = (v.get(0), v.get(1), v.get(2));
+    if let Some(v) = store::velocity_rule(&client, &p.currency).await? {
+        let (window, max_count, max_total) = (v.window_seconds, v.max_count, v.max_total);
         let mut c = s.ctx.redis.conn().await?;
         let member = format!(
             "{}:{}",

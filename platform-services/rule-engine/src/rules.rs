@@ -3,12 +3,13 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use platform_common::CommonError;
 use platform_common::auth::{CurrentUser, RoleGuard, roles};
+use platform_common::db::DbOptionExt;
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{RuleError, State};
+use crate::{RuleError, State, store};
 
 const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN, roles::AUDITOR, roles::OPS_USER]);
@@ -58,26 +59,8 @@ pub async fn list(
 ) -> Result<Json<Rules>, RuleError> {
     READERS.check(&user)?;
     let c = s.ctx.db.get().await?;
-    let limits = c
-        .query(
-            "SELECT role, currency, max_amount, review_above FROM limits ORDER BY role, currency",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| Limit {
-            role: r.get(0),
-            currency: r.get(1),
-            max_amount: r.get(2),
-            review_above: r.get(3),
-        })
-        .collect();
-    let velocity = c
-        .query("SELECT currency, window_seconds, max_count, max_total FROM velocity_rules ORDER BY currency", &[])
-        .await?
-        .iter()
-        .map(|r| Velocity { currency: r.get(0), window_seconds: r.get(1), max_count: r.get(2), max_total: r.get(3) })
-        .collect();
+    let limits = store::limits(&c).await?;
+    let velocity = store::velocity_rules(&c).await?;
     Ok(Json(Rules { limits, velocity }))
 }
 
@@ -101,20 +84,15 @@ pub async fn put_limit(
             );
         }
     }
-    let c = s.ctx.db.get().await?;
-    c.execute(
-        "INSERT INTO limits (role, currency, max_amount, review_above, updated_by) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (role, currency) DO UPDATE SET max_amount = excluded.max_amount,
-           review_above = excluded.review_above, updated_by = excluded.updated_by, updated_at = now()",
-        &[&role, &currency, &b.max_amount, &b.review_above, &user.username],
-    )
-    .await?;
-    Ok(Json(Limit {
+    let limit = Limit {
         role,
         currency,
         max_amount: b.max_amount,
         review_above: b.review_above,
-    }))
+    };
+    let c = s.ctx.db.get().await?;
+    store::upsert_limit(&c, &limit, &user.username).await?;
+    Ok(Json(limit))
 }
 
 /// Remove a limit (admin).
@@ -127,15 +105,9 @@ pub async fn delete_limit(
 ) -> Result<StatusCode, RuleError> {
     ADMIN.check(&user)?;
     let c = s.ctx.db.get().await?;
-    let n = c
-        .execute(
-            "DELETE FROM limits WHERE role = $1 AND currency = $2",
-            &[&role, &currency],
-        )
-        .await?;
-    if n == 0 {
-        return Err(RuleError::LimitNotFound { role, currency });
-    }
+    store::delete_limit(&c, &role, &currency)
+        .await
+        .or_not_found(|| RuleError::LimitNotFound { role, currency })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,18 +131,13 @@ pub async fn put_velocity(
             return Err(CommonError::validation(field, "must be greater than zero").into());
         }
     }
-    let c = s.ctx.db.get().await?;
-    c.execute(
-        "INSERT INTO velocity_rules (currency, window_seconds, max_count, max_total, updated_by) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (currency) DO UPDATE SET window_seconds = excluded.window_seconds, max_count = excluded.max_count,
-           max_total = excluded.max_total, updated_by = excluded.updated_by, updated_at = now()",
-        &[&currency, &b.window_seconds, &b.max_count, &b.max_total, &user.username],
-    )
-    .await?;
-    Ok(Json(Velocity {
+    let velocity = Velocity {
         currency,
         window_seconds: b.window_seconds,
         max_count: b.max_count,
         max_total: b.max_total,
-    }))
+    };
+    let c = s.ctx.db.get().await?;
+    store::upsert_velocity(&c, &velocity, &user.username).await?;
+    Ok(Json(velocity))
 }

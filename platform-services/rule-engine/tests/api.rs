@@ -1,168 +1,164 @@
-//! rule-engine against real Postgres and Redis.
+//! rule-engine against real Postgres and Redis: one test per rule.
 
 use axum::http::StatusCode;
-use platform_common::testing::{TestIdp, call, service_app};
-use serde_json::json;
+use platform_testing::TestApi;
+use serde_json::{Value, json};
+
+async fn start() -> TestApi {
+    TestApi::start(&rule_engine::spec(), &[]).await
+}
+
+/// carol, a plain user.
+fn user(api: &TestApi) -> String {
+    api.token("carol", &["user"])
+}
+
+fn admin(api: &TestApi) -> String {
+    api.token("admin", &["admin"])
+}
+
+/// carol evaluates her own payment `pid` with her `user` role.
+async fn evaluate(api: &TestApi, amount: i64, currency: &str, pid: &str) -> (StatusCode, Value) {
+    let body = json!({"user": "carol", "roles": ["user"], "amount": amount, "currency": currency, "payment_id": pid});
+    api.call("POST", "/evaluate", &user(api), Some(body)).await
+}
 
 #[tokio::test]
-async fn limits_velocity_and_rule_management() {
-    let idp = TestIdp::start().await;
-    let (app, _ctx, _g) = service_app(&rule_engine::spec(), &idp, &[]).await;
-    let user = idp.token("carol", &["user"]);
-    let admin = idp.token("admin", &["admin"]);
-    let eval = |amount: i64, currency: &str, pid: &str| json!({"user": "carol", "roles": ["user"], "amount": amount, "currency": currency, "payment_id": pid});
-
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(100, "USD", "p1")),
-    )
-    .await;
+async fn an_amount_within_the_limit_is_allowed() {
+    let api = start().await;
+    let (s, b) = evaluate(&api, 100, "USD", "p1").await;
     assert_eq!(
         (s, b["decision"].as_str()),
         (StatusCode::OK, Some("allow")),
         "{b}"
     );
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(600_000, "USD", "p2")),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn an_amount_above_the_review_threshold_is_reviewed() {
+    let api = start().await;
+    let (_, b) = evaluate(&api, 600_000, "USD", "p2").await;
     assert_eq!(b["decision"], "review", "{b}");
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(1_000_001, "USD", "p3")),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn an_amount_above_the_limit_is_denied() {
+    let api = start().await;
+    let (_, b) = evaluate(&api, 1_000_001, "USD", "p3").await;
     assert_eq!(b["decision"], "deny", "{b}");
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(10, "JPY", "p4")),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn no_limit_for_the_roles_and_currency_is_denied() {
+    let api = start().await;
+    let (_, b) = evaluate(&api, 10, "JPY", "p4").await;
     assert_eq!(b["decision"], "deny", "no JPY limit for user: {b}");
+}
 
-    // Claiming a role the token lacks does not raise the limit.
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(json!({"user": "carol", "roles": ["admin"], "amount": 10, "currency": "USD"})),
-    )
-    .await;
-    assert_eq!(b["decision"], "deny", "{b}");
-    // Evaluating someone else needs admin or ops_user.
-    let (s, _) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(json!({"user": "dave", "roles": ["user"], "amount": 10, "currency": "USD"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-
-    // Velocity: tighten EUR to 3 per hour; re-evaluating one payment id counts once.
-    let (s, _) = call(
-        &app,
-        "PUT",
-        "/rules/velocity/EUR",
-        Some(&user),
-        &[],
-        Some(json!({"window_seconds": 3600, "max_count": 3, "max_total": 1000000})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = call(
-        &app,
-        "PUT",
-        "/rules/velocity/EUR",
-        Some(&admin),
-        &[],
-        Some(json!({"window_seconds": 3600, "max_count": 3, "max_total": 1000000})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    for pid in ["e1", "e1", "e2", "e3"] {
-        let (_, b) = call(
-            &app,
+#[tokio::test]
+async fn claiming_a_role_the_token_lacks_does_not_raise_the_limit() {
+    let api = start().await;
+    let (_, b) = api
+        .call(
             "POST",
             "/evaluate",
-            Some(&user),
-            &[],
-            Some(eval(10, "EUR", pid)),
+            &user(&api),
+            Some(json!({"user": "carol", "roles": ["admin"], "amount": 10, "currency": "USD"})),
         )
         .await;
+    assert_eq!(b["decision"], "deny", "{b}");
+}
+
+#[tokio::test]
+async fn evaluating_someone_else_needs_admin_or_ops_user() {
+    let api = start().await;
+    let (s, _) = api
+        .call(
+            "POST",
+            "/evaluate",
+            &user(&api),
+            Some(json!({"user": "dave", "roles": ["user"], "amount": 10, "currency": "USD"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// EUR: at most 3 payments an hour.
+fn tight_eur_velocity() -> Value {
+    json!({"window_seconds": 3600, "max_count": 3, "max_total": 1000000})
+}
+
+#[tokio::test]
+async fn only_admin_sets_velocity_rules() {
+    let api = start().await;
+    let (s, _) = api
+        .call(
+            "PUT",
+            "/rules/velocity/EUR",
+            &user(&api),
+            Some(tight_eur_velocity()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn velocity_counts_a_payment_once_and_reviews_beyond_the_window_count() {
+    let api = start().await;
+    let (s, _) = api
+        .call(
+            "PUT",
+            "/rules/velocity/EUR",
+            &admin(&api),
+            Some(tight_eur_velocity()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for pid in ["e1", "e1", "e2", "e3"] {
+        let (_, b) = evaluate(&api, 10, "EUR", pid).await;
         assert_eq!(b["decision"], "allow", "{pid}: {b}");
     }
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(10, "EUR", "e4")),
-    )
-    .await;
+    let (_, b) = evaluate(&api, 10, "EUR", "e4").await;
     assert_eq!(b["decision"], "review", "{b}");
     assert!(
         b["reasons"][0].as_str().unwrap().contains("4 payments"),
         "{b}"
     );
+}
 
-    // Limits: admin sets and deletes; bad values name the field.
-    let (s, b) = call(
-        &app,
-        "PUT",
-        "/rules/limits/user/JPY",
-        Some(&admin),
-        &[],
-        Some(json!({"max_amount": 0})),
-    )
-    .await;
+#[tokio::test]
+async fn a_limit_of_zero_names_the_field() {
+    let api = start().await;
+    let (s, b) = api
+        .call(
+            "PUT",
+            "/rules/limits/user/JPY",
+            &admin(&api),
+            Some(json!({"max_amount": 0})),
+        )
+        .await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("max_amount"))
     );
-    let (s, _) = call(
-        &app,
-        "PUT",
-        "/rules/limits/user/JPY",
-        Some(&admin),
-        &[],
-        Some(json!({"max_amount": 5000, "review_above": 1000})),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn admin_sets_a_limit_that_applies_is_listed_and_can_be_deleted_once() {
+    let api = start().await;
+    let admin = admin(&api);
+    let (s, _) = api
+        .call(
+            "PUT",
+            "/rules/limits/user/JPY",
+            &admin,
+            Some(json!({"max_amount": 5000, "review_above": 1000})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(10, "JPY", "j1")),
-    )
-    .await;
+    let (_, b) = evaluate(&api, 10, "JPY", "j1").await;
     assert_eq!(b["decision"], "allow", "{b}");
-    let (s, b) = call(&app, "GET", "/rules", Some(&admin), &[], None).await;
+    let (s, b) = api.call("GET", "/rules", &admin, None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
         b["limits"]
@@ -172,42 +168,23 @@ async fn limits_velocity_and_rule_management() {
             .any(|l| l["currency"] == "JPY")
     );
     assert_eq!(
-        call(
-            &app,
-            "DELETE",
-            "/rules/limits/user/JPY",
-            Some(&admin),
-            &[],
-            None
-        )
-        .await
-        .0,
+        api.call("DELETE", "/rules/limits/user/JPY", &admin, None)
+            .await
+            .0,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        call(
-            &app,
-            "DELETE",
-            "/rules/limits/user/JPY",
-            Some(&admin),
-            &[],
-            None
-        )
-        .await
-        .0,
+        api.call("DELETE", "/rules/limits/user/JPY", &admin, None)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
+}
 
-    // Bad evaluation input.
-    let (s, b) = call(
-        &app,
-        "POST",
-        "/evaluate",
-        Some(&user),
-        &[],
-        Some(eval(-1, "USD", "x")),
-    )
-    .await;
+#[tokio::test]
+async fn a_negative_amount_names_the_field() {
+    let api = start().await;
+    let (s, b) = evaluate(&api, -1, "USD", "x").await;
     assert_eq!(
         (s, b["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("amount"))

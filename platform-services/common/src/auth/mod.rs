@@ -172,6 +172,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod verifier_tests;

@@ -24,8 +24,8 @@ pub struct TokenVerifier {
     validation: Validation,
     verified: VerifiedTokens,
     max_entry_age: u64,
-    #[cfg(test)]
-    pub(super) full_verifications: std::sync::atomic::AtomicUsize,
+    /// Counted so tests can see the verified-token cache work; one relaxed add per miss.
+    full_verifications: std::sync::atomic::AtomicUsize,
 }
 
 impl TokenVerifier {
@@ -56,7 +56,6 @@ impl TokenVerifier {
             keys: JwksCache::new(source, options),
             validation,
             verified: VerifiedTokens::new(DEFAULT_VERIFIED_TOKENS),
-            #[cfg(test)]
             full_verifications: Default::default(),
         }
     }
@@ -72,9 +71,15 @@ impl TokenVerifier {
         self
     }
 
+    /// How many tokens were verified in full (signature and claims), not answered from the
+    /// verified-token cache.
+    pub fn full_verifications(&self) -> usize {
+        self.full_verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The token's claims, once everything checks out.
     pub async fn verify(&self, token: &str) -> Result<Value, AuthError> {
-        #[cfg(test)]
         self.full_verifications
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let header = decode_header(token).map_err(|e| match e.kind() {

@@ -228,6 +228,3 @@ async fn observe(Extension(p): Extension<Arc<Platform>>, req: Request, next: Nex
     });
     resp
 }
-
-#[cfg(test)]
-mod tests;

@@ -10,7 +10,7 @@ fn default_max_attempts() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobEnvelope {
     pub id: String,
-    /// `<service>.<name>`, e.g. `profile.add`.
+    /// `<service>.<name>`, e.g. `profile.echo`.
     pub task: String,
     #[serde(default)]
     pub args: Value,

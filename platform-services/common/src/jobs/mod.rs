@@ -6,7 +6,6 @@
 mod client;
 mod envelope;
 mod keys;
-pub mod sample;
 mod scripts;
 mod tasks;
 mod worker;
@@ -14,5 +13,5 @@ mod worker;
 pub use client::JobClient;
 pub use envelope::{JobEnvelope, JobResult, JobStatus};
 pub use keys::JobKeys;
-pub use tasks::{TaskError, TaskRegistry};
+pub use tasks::{ECHO, TaskError, TaskRegistry, register_echo};
 pub use worker::{Worker, WorkerOptions};

@@ -60,3 +60,12 @@ impl TaskRegistry {
         n
     }
 }
+
+/// The one task every production worker has, `<service>.echo`: it returns its arguments, so a
+/// smoke test can prove a worker takes jobs without side effects or cost.
+pub const ECHO: &str = "echo";
+
+/// Registers `<service>.echo`.
+pub fn register_echo(registry: &mut TaskRegistry, service: &str) {
+    registry.register(format!("{service}.{ECHO}"), |args| async move { Ok(args) });
+}

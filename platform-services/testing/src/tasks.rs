@@ -1,14 +1,17 @@
-//! The seeds' sample tasks, registered by every worker: `<service>.add`, `.slow`, `.echo`.
+//! The seeds' sample tasks, for tests of the job runtime: `<service>.add`, `.slow` and
+//! `.echo`. Production workers register only `<service>.echo` (see `JOBS.md`); `slow` can
+//! park a worker for minutes, so it exists here only.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{TaskError, TaskRegistry};
+use platform_common::jobs::{TaskError, TaskRegistry};
 
 /// `slow` sleeps at most this long, so a typo cannot park a worker for a day.
 const SLOW_MAX_SECONDS: u64 = 300;
 
+/// Registers `<service>.add`, `<service>.slow` and `<service>.echo`.
 pub fn register(registry: &mut TaskRegistry, service: &str) {
     registry.register(format!("{service}.add"), |args| async move { add(&args) });
     registry.register(format!("{service}.slow"), |args| async move {
@@ -16,7 +19,7 @@ pub fn register(registry: &mut TaskRegistry, service: &str) {
         tokio::time::sleep(Duration::from_millis(secs)).await;
         Ok(json!(secs as f64 / 1000.0))
     });
-    registry.register(format!("{service}.echo"), |args| async move { Ok(args) });
+    platform_common::jobs::register_echo(registry, service);
 }
 
 /// `[a, b]` (or `{"a": .., "b": ..}`) of integers -> `a + b`.

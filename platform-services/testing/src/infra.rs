@@ -3,13 +3,14 @@
 //! drops.
 //!
 //! For a quick loop on a developer machine, servers already running on 127.0.0.1 can be
-//! named instead: `FINCTL_TEST_DB_PORT` (PostgreSQL, user root, trust auth),
-//! `FINCTL_TEST_REDIS_URL`, `FINCTL_TEST_KAFKA_BROKERS`.
+//! named instead: see [`crate::env`].
 
 use std::any::Any;
 
-use crate::config::{DbConfig, RedisConfig};
-use crate::secret::Secret;
+use platform_common::Secret;
+use platform_common::config::{DbConfig, RedisConfig};
+
+use crate::env;
 
 /// Keeps the container alive for the test's duration.
 pub struct Guard(#[allow(dead_code)] Option<Box<dyn Any + Send + Sync>>);
@@ -20,9 +21,10 @@ fn var(name: &str) -> Option<String> {
 
 /// A fresh, empty database on a real PostgreSQL server.
 pub async fn postgres() -> (DbConfig, Guard) {
-    let (port, guard) = match var("FINCTL_TEST_DB_PORT") {
+    let (port, guard) = match var(env::TEST_DB_PORT) {
         Some(p) => (
-            p.parse().expect("FINCTL_TEST_DB_PORT is a port"),
+            p.parse()
+                .unwrap_or_else(|_| panic!("{} is a port", env::TEST_DB_PORT)),
             Guard(None),
         ),
         None => {
@@ -40,7 +42,7 @@ pub async fn postgres() -> (DbConfig, Guard) {
         password: None,
     };
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let pool = crate::db::pool(&base, 1);
+    let pool = platform_common::db::pool(&base, 1);
     let client = pool
         .get()
         .await
@@ -53,7 +55,7 @@ pub async fn postgres() -> (DbConfig, Guard) {
 }
 
 pub async fn redis() -> (RedisConfig, Guard) {
-    let (url, guard) = match var("FINCTL_TEST_REDIS_URL") {
+    let (url, guard) = match var(env::TEST_REDIS_URL) {
         Some(u) => (u, Guard(None)),
         None => {
             let r = finctl_testkit::redis("test-secret")
@@ -73,7 +75,7 @@ pub async fn redis() -> (RedisConfig, Guard) {
 
 /// `host:port` of a Kafka-compatible broker.
 pub async fn kafka() -> (String, Guard) {
-    match var("FINCTL_TEST_KAFKA_BROKERS") {
+    match var(env::TEST_KAFKA_BROKERS) {
         Some(b) => (b, Guard(None)),
         None => {
             let k = finctl_testkit::kafka()

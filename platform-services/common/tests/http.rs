@@ -1,3 +1,5 @@
+//! The shared router: auth on both headers, problem+json bodies, probes, docs.
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +11,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{ApiJson, Platform, openapi, router};
-use crate::health::{Readiness, StaticProbe};
-use crate::metrics::Metrics;
-use crate::testing::TestIdp;
+use platform_common::health::{Readiness, StaticProbe};
+use platform_common::http::{ApiJson, Platform, openapi, router};
+use platform_common::metrics::Metrics;
+use platform_testing::TestIdp;
 
 fn app(idp: &TestIdp, readiness: Readiness) -> Router {
     #[derive(serde::Deserialize, serde::Serialize)]

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use super::{AuthError, TokenVerifier};
-use crate::testing::{AUDIENCE, TestIdp, TestKey, sign};
+use platform_common::auth::{AuthError, TokenVerifier};
+use platform_testing::{AUDIENCE, TestIdp, TestKey, sign};
 
 async fn idp() -> (TestIdp, TokenVerifier) {
     let idp = TestIdp::start().await;
@@ -209,8 +209,7 @@ async fn each_roles_claim_shape_is_read() {
 }
 
 fn full_verifications(v: &TokenVerifier) -> usize {
-    v.full_verifications
-        .load(std::sync::atomic::Ordering::Relaxed)
+    v.full_verifications()
 }
 
 #[tokio::test]
@@ -292,7 +291,7 @@ async fn bearer_and_assertion_headers_use_the_cache() {
 
     use axum::extract::FromRequestParts;
 
-    use super::{CurrentUser, JWT_ASSERTION_HEADER};
+    use platform_common::auth::{CurrentUser, JWT_ASSERTION_HEADER};
 
     let (idp, v) = idp().await;
     let v = Arc::new(v);

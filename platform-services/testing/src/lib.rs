@@ -1,6 +1,10 @@
-//! An in-process identity provider for tests: OIDC discovery and a JWKS served by axum on
-//! 127.0.0.1, and tokens signed with fixed test RSA keys. Built with the `test-support`
-//! feature; never in a release image.
+//! Test support for the platform services: an in-process identity provider (OIDC discovery
+//! and a JWKS served by axum on 127.0.0.1, tokens signed with fixed test RSA keys), real
+//! Postgres/Redis/Kafka for integration tests ([`infra`]), a service's full app wired to them
+//! ([`service_app`]) and the sample job tasks tests use ([`tasks`]).
+//!
+//! A dev-dependency only: it must never be a normal dependency of a shipped crate, since it
+//! bundles private keys and pulls in the container test kit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,9 +16,12 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
+pub mod env;
 pub mod infra;
+pub mod tasks;
 
-use crate::auth::{JwksOptions, KeySource, TokenVerifier};
+use platform_common::auth::{JwksOptions, KeySource, TokenVerifier};
+use platform_common::env as service_env;
 
 pub const AUDIENCE: &str = "finctl-test";
 
@@ -35,22 +42,22 @@ impl TestKey {
 
     pub fn private_pem(self) -> &'static str {
         match self {
-            Self::A => include_str!("testing/keys/test-key-a.pem"),
-            Self::B => include_str!("testing/keys/test-key-b.pem"),
+            Self::A => include_str!("keys/test-key-a.pem"),
+            Self::B => include_str!("keys/test-key-b.pem"),
         }
     }
 
     pub fn public_pem(self) -> &'static str {
         match self {
-            Self::A => include_str!("testing/keys/test-key-a.pub.pem"),
+            Self::A => include_str!("keys/test-key-a.pub.pem"),
             Self::B => panic!("only key A's public PEM is bundled"),
         }
     }
 
     pub fn jwk(self) -> Value {
         let raw = match self {
-            Self::A => include_str!("testing/keys/test-key-a.jwk.json"),
-            Self::B => include_str!("testing/keys/test-key-b.jwk.json"),
+            Self::A => include_str!("keys/test-key-a.jwk.json"),
+            Self::B => include_str!("keys/test-key-b.jwk.json"),
         };
         serde_json::from_str(raw).expect("bundled JWK is JSON")
     }
@@ -154,8 +161,8 @@ impl TestIdp {
     /// Environment for a service process that should trust this IdP.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("OIDC_ISSUER".into(), self.issuer().to_string()),
-            ("OIDC_AUDIENCE".into(), AUDIENCE.into()),
+            (service_env::OIDC_ISSUER.into(), self.issuer().to_string()),
+            (service_env::OIDC_AUDIENCE.into(), AUDIENCE.into()),
         ]
     }
 
@@ -191,10 +198,14 @@ pub fn sign(claims: &Value, key: TestKey) -> String {
 /// A service's full HTTP app wired to real Postgres and Redis (from [`infra`]) and to `idp`,
 /// with migrations applied: what `serve` runs, minus the socket.
 pub async fn service_app(
-    spec: &crate::service::ServiceSpec,
+    spec: &platform_common::service::ServiceSpec,
     idp: &TestIdp,
     extra_env: &[(&str, &str)],
-) -> (axum::Router, crate::service::Context, Vec<infra::Guard>) {
+) -> (
+    axum::Router,
+    platform_common::service::Context,
+    Vec<infra::Guard>,
+) {
     use std::collections::HashMap;
 
     let (db, g1) = infra::postgres().await;
@@ -207,31 +218,74 @@ pub async fn service_app(
         env.insert(k, v);
     }
     let env = std::sync::Arc::new(env);
-    let redis = crate::redis_handle::RedisHandle::new(&redis).expect("redis config");
+    let redis = platform_common::redis_handle::RedisHandle::new(&redis).expect("redis config");
     // A unique queue name per test keeps parallel tests apart.
-    let ctx = crate::service::Context {
+    let ctx = platform_common::service::Context {
         service: format!("svc-{}", spec.name),
         name: spec.name,
-        db: crate::db::pool(&db, 8),
-        jobs: crate::jobs::JobClient::new(&infra::unique(spec.name), redis.clone()),
+        db: platform_common::db::pool(&db, 8),
+        jobs: platform_common::jobs::JobClient::new(&infra::unique(spec.name), redis.clone()),
         redis,
         env,
     };
-    crate::migrate::run(&ctx.db, spec.name, spec.migrations)
+    platform_common::migrate::run(&ctx.db, spec.name, spec.migrations)
         .await
         .expect("migrations apply");
     let routes = (spec.routes)(&ctx).expect("service config");
-    let app = crate::http::router(
-        crate::http::Platform {
+    let app = platform_common::http::router(
+        platform_common::http::Platform {
             service: ctx.service.clone(),
             verifier: std::sync::Arc::new(idp.verifier(Duration::from_secs(30))),
-            readiness: std::sync::Arc::new(crate::health::Readiness::new(ctx.service.clone())),
-            metrics: std::sync::Arc::new(crate::metrics::Metrics::new(&ctx.service)),
+            readiness: std::sync::Arc::new(platform_common::health::Readiness::new(
+                ctx.service.clone(),
+            )),
+            metrics: std::sync::Arc::new(platform_common::metrics::Metrics::new(&ctx.service)),
         },
         routes,
-        crate::http::openapi(&ctx.service, (spec.openapi)()),
+        platform_common::http::openapi(&ctx.service, (spec.openapi)()),
     );
     (app, ctx, vec![g1, g2])
+}
+
+/// A service's app on fresh infrastructure ([`service_app`]) and the IdP its tokens come from:
+/// the setup of an API test, one per test.
+pub struct TestApi {
+    pub app: axum::Router,
+    pub ctx: platform_common::service::Context,
+    pub idp: TestIdp,
+    _infra: Vec<infra::Guard>,
+}
+
+impl TestApi {
+    pub async fn start(
+        spec: &platform_common::service::ServiceSpec,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let idp = TestIdp::start().await;
+        let (app, ctx, infra) = service_app(spec, &idp, extra_env).await;
+        Self {
+            app,
+            ctx,
+            idp,
+            _infra: infra,
+        }
+    }
+
+    /// A valid token for `username` with `roles`.
+    pub fn token(&self, username: &str, roles: &[&str]) -> String {
+        self.idp.token(username, roles)
+    }
+
+    /// One request with a bearer token; status and JSON body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (axum::http::StatusCode, Value) {
+        call(&self.app, method, path, Some(token), &[], body).await
+    }
 }
 
 /// Sends one request to an app and returns status and JSON body (Null when not JSON).

@@ -1,0 +1,51 @@
+//! Conversions: a quote taken up, once, before it expires, by the caller who asked for it.
+
+use axum::Json;
+use axum::extract::State as AxState;
+use axum::http::StatusCode;
+use chrono::Utc;
+use platform_common::auth::CurrentUser;
+use platform_common::db::DbOptionExt;
+use platform_common::http::ApiJson;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::quotes::Quote;
+use crate::{ForexError, State, store};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionRequest {
+    pub quote_id: Uuid,
+}
+
+/// Convert at a quote: once, before it expires, by the caller who asked for it.
+#[utoipa::path(post, path = "/conversions", tag = "forex", security(("bearer" = [])), request_body = ConversionRequest,
+    responses((status = 201, body = Quote), (status = 410, description = "quote expired"), (status = 409, description = "converted already")))]
+pub(crate) async fn convert(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(r): ApiJson<ConversionRequest>,
+) -> Result<(StatusCode, Json<Quote>), ForexError> {
+    let not_found = || ForexError::QuoteNotFound(r.quote_id.to_string());
+    let mut c = s.ctx.db.get().await?;
+    let tx = c.transaction().await?;
+    let stored = store::lock_quote(&tx, r.quote_id)
+        .await
+        .or_not_found(not_found)?;
+    // Someone else's quote is not found either.
+    if stored.owner != user.username {
+        return Err(not_found());
+    }
+    if stored.converted_at.is_some() {
+        return Err(ForexError::QuoteUsed(r.quote_id.to_string()));
+    }
+    let expires_at = stored.quote.expires_at;
+    if Utc::now() >= expires_at {
+        return Err(ForexError::QuoteExpired(r.quote_id.to_string(), expires_at));
+    }
+    store::mark_converted(&tx, r.quote_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(stored.quote)))
+}

@@ -1,0 +1,43 @@
+use axum::http::StatusCode;
+use platform_common::{ApiError, CommonError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error(transparent)]
+    Common(#[from] CommonError),
+    #[error("profile {0} not found")]
+    NotFound(String),
+    #[error("KYC cannot move from {from} to {to} this way")]
+    InvalidTransition {
+        from: &'static str,
+        to: &'static str,
+    },
+}
+
+impl ApiError for ProfileError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Common(c) => c.status(),
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidTransition { .. } => StatusCode::CONFLICT,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Common(c) => c.code(),
+            Self::NotFound(_) => "profile_not_found",
+            Self::InvalidTransition { .. } => "invalid_kyc_transition",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::Common(c) => c.field(),
+            _ => None,
+        }
+    }
+}
+
+platform_common::impl_api_error_response!(ProfileError);
+platform_common::impl_db_error_conversions!(ProfileError);

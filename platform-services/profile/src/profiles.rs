@@ -1,0 +1,185 @@
+//! Profiles and their KYC status: the caller's own, others' for staff, and KYC review.
+
+use axum::Json;
+use axum::extract::State as AxState;
+use chrono::{DateTime, Utc};
+use platform_common::CommonError;
+use platform_common::auth::{CurrentUser, RoleGuard, User, roles};
+use platform_common::db::DbOptionExt;
+use platform_common::http::{ApiJson, ApiPath};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::kyc::{Actor, KycStatus};
+use crate::{ProfileError, State, store};
+
+const REVIEWERS: RoleGuard = RoleGuard::AnyOf(&[roles::OPS_USER, roles::ADMIN]);
+const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::OPS_USER, roles::ADMIN, roles::AUDITOR]);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Profile {
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: String,
+    pub kyc_status: KycStatus,
+    pub kyc_reviewed_by: Option<String>,
+    pub kyc_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    pub full_name: String,
+    /// Defaults to the token's e-mail.
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KycDecision {
+    /// `verified` or `rejected`.
+    pub decision: KycStatus,
+    pub reason: Option<String>,
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/profiles/me", tag = "profile", security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 404, description = "no profile yet")))]
+pub(crate) async fn get_me(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Profile>, ProfileError> {
+    load(&s, &user.username).await.map(Json)
+}
+
+/// Create or update the caller's profile (KYC status is untouched).
+#[utoipa::path(put, path = "/profiles/me", tag = "profile", security(("bearer" = [])), request_body = ProfileBody,
+    responses((status = 200, body = Profile)))]
+pub(crate) async fn put_me(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(b): ApiJson<ProfileBody>,
+) -> Result<Json<Profile>, ProfileError> {
+    let name = b.full_name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(CommonError::validation("full_name", "must be 1 to 200 characters").into());
+    }
+    let email = b.email.or(user.email.clone());
+    if email
+        .as_deref()
+        .is_some_and(|e| !e.contains('@') || e.len() > 254)
+    {
+        return Err(CommonError::validation("email", "is not an e-mail address").into());
+    }
+    let c = s.ctx.db.get().await?;
+    Ok(Json(
+        store::upsert(&c, &user.username, email.as_deref(), name).await?,
+    ))
+}
+
+/// A profile: its owner, or ops_user, admin, auditor.
+#[utoipa::path(get, path = "/profiles/{username}", tag = "profile", security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 403, description = "not yours"), (status = 404, description = "no such profile")))]
+pub(crate) async fn get_profile(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<Profile>, ProfileError> {
+    if username != user.username {
+        READERS.check(&user)?;
+    }
+    load(&s, &username).await.map(Json)
+}
+
+async fn load(s: &State, username: &str) -> Result<Profile, ProfileError> {
+    let c = s.ctx.db.get().await?;
+    store::get(&c, username)
+        .await
+        .or_not_found(|| ProfileError::NotFound(username.to_string()))
+}
+
+async fn transition(
+    s: &State,
+    username: &str,
+    to: KycStatus,
+    by: Actor,
+    reviewer: Option<&User>,
+    reason: Option<String>,
+) -> Result<Profile, ProfileError> {
+    let mut c = s.ctx.db.get().await?;
+    let tx = c.transaction().await?;
+    let from = store::lock_kyc_status(&tx, username)
+        .await
+        .or_not_found(|| ProfileError::NotFound(username.to_string()))?;
+    if !from.can_move(to, by) {
+        return Err(ProfileError::InvalidTransition {
+            from: from.as_str(),
+            to: to.as_str(),
+        });
+    }
+    let profile = store::set_kyc_status(
+        &tx,
+        username,
+        to,
+        reviewer.map(|u| u.username.as_str()),
+        reason.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        username,
+        from = from.as_str(),
+        to = to.as_str(),
+        "kyc status changed"
+    );
+    Ok(profile)
+}
+
+/// Submit the caller's KYC for review (from pending or rejected).
+#[utoipa::path(post, path = "/profiles/me/kyc", tag = "profile", security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 409, description = "not allowed from the current status")))]
+pub(crate) async fn submit_kyc(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Profile>, ProfileError> {
+    transition(
+        &s,
+        &user.username,
+        KycStatus::Submitted,
+        Actor::Owner,
+        None,
+        None,
+    )
+    .await
+    .map(Json)
+}
+
+/// Approve or reject a submitted KYC (ops_user, admin).
+#[utoipa::path(put, path = "/profiles/{username}/kyc/decision", tag = "profile", security(("bearer" = [])), request_body = KycDecision,
+    responses((status = 200, body = Profile), (status = 403, description = "not a reviewer"), (status = 409, description = "not submitted")))]
+pub(crate) async fn decide_kyc(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(d): ApiJson<KycDecision>,
+) -> Result<Json<Profile>, ProfileError> {
+    REVIEWERS.check(&user)?;
+    if !matches!(d.decision, KycStatus::Verified | KycStatus::Rejected) {
+        return Err(CommonError::validation("decision", "must be verified or rejected").into());
+    }
+    if username == user.username {
+        return Err(CommonError::Forbidden("reviewers cannot decide their own KYC".into()).into());
+    }
+    transition(
+        &s,
+        &username,
+        d.decision,
+        Actor::Reviewer,
+        Some(&user),
+        d.reason,
+    )
+    .await
+    .map(Json)
+}
