@@ -170,14 +170,14 @@ async fn run(placement: &str) -> anyhow::Result<()> {
     };
     eprintln!("fleet-bench: {jobs} Redis PINGs");
     let ping = job_load.ping_round_trips().await?;
-    eprintln!("fleet-bench: {jobs} {TARGET_SERVICE}.add jobs");
-    let add = job_load.add_round_trips().await?;
+    eprintln!("fleet-bench: {jobs} {TARGET_SERVICE}.echo jobs");
+    let echo = job_load.echo_round_trips().await?;
     let jobs_run = JobRun {
         service: TARGET_SERVICE,
         total: jobs,
         in_flight: JOBS_IN_FLIGHT,
         ping,
-        add,
+        echo,
     };
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 

@@ -26,13 +26,13 @@ pub struct JobLoad {
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Ping,
-    Add,
+    Echo,
 }
 
 impl JobLoad {
-    /// `<service>.add` jobs: `LPUSH` the envelope and block on its done list, pipelined.
-    pub async fn add_round_trips(&self) -> anyhow::Result<Outcome> {
-        self.run(Op::Add).await
+    /// `<service>.echo` jobs: `LPUSH` the envelope and block on its done list, pipelined.
+    pub async fn echo_round_trips(&self) -> anyhow::Result<Outcome> {
+        self.run(Op::Echo).await
     }
 
     /// The baseline: one `PING` per operation on the same kind of connections.
@@ -69,7 +69,7 @@ impl JobLoad {
                     let sent = Instant::now();
                     let ok = match op {
                         Op::Ping => ping(&mut conn).await?,
-                        Op::Add => add(&mut conn, &service, i as i64).await?,
+                        Op::Echo => echo(&mut conn, &service, i as i64).await?,
                     };
                     lat.record(sent.elapsed());
                     if !ok {
@@ -95,10 +95,10 @@ async fn ping(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<bo
     Ok(pong == "PONG")
 }
 
-/// One `add` job, `[i, 1]`, in one round trip: `LPUSH` the envelope and block on the job's
-/// done list in one pipeline; the done list's element is the result. True when it says
-/// `succeeded` with `i + 1`.
-async fn add(
+/// One `<service>.echo` job, `[i, 1]`, in one round trip: `LPUSH` the envelope and block on
+/// the job's done list in one pipeline; the done list's element is the result. True when it
+/// says `succeeded` with the arguments echoed back (the production workers' one task).
+async fn echo(
     conn: &mut redis::aio::MultiplexedConnection,
     service: &str,
     i: i64,
@@ -106,7 +106,7 @@ async fn add(
     let id = uuid::Uuid::new_v4().to_string();
     let queue = format!("{service}-tasks");
     let done = format!("{queue}:done:{id}");
-    let envelope = json!({"id": id, "task": format!("{service}.add"), "args": [i, 1]});
+    let envelope = json!({"id": id, "task": format!("{service}.echo"), "args": [i, 1]});
     let (_, hit): (i64, Option<String>) = redis::pipe()
         .cmd("LPUSH")
         .arg(&queue)
@@ -124,5 +124,5 @@ async fn add(
     })?;
     let result: Value = serde_json::from_str(&raw)
         .with_context(|| format!("job {id}: the done list holds {raw:?}, not a result"))?;
-    Ok(result["status"] == "succeeded" && result["result"] == json!(i + 1))
+    Ok(result["status"] == "succeeded" && result["result"] == json!([i, 1]))
 }

@@ -6,7 +6,7 @@
 //!
 //! - HTTP: authenticated `GET /me` against unauthenticated `GET /health` on the same service,
 //!   by our own load generator and, when installed, by `wrk` as a cross-check;
-//! - jobs: `<service>.add` round trips through the Redis wire format (JOBS.md) against a Redis
+//! - jobs: `<service>.echo` round trips through the Redis wire format (JOBS.md) against a Redis
 //!   `PING` round trip;
 //! - memory: each container's idle footprint.
 //!

@@ -36,7 +36,7 @@ pub struct JobRun {
     pub total: usize,
     pub in_flight: usize,
     pub ping: Outcome,
-    pub add: Outcome,
+    pub echo: Outcome,
 }
 
 pub struct MemoryRow {
@@ -208,12 +208,12 @@ pub fn jobs_table(run: &JobRun) -> Table {
         ),
         (
             format!(
-                "{}.add round trip (LPUSH + BLMOVE on the done list, pipelined)",
+                "{}.echo round trip (LPUSH + BLMOVE on the done list, pipelined)",
                 run.service
             ),
-            &run.add,
+            &run.echo,
             format!("≥ {} jobs/s", thousands(TARGET_JOBS)),
-            verdict(run.add.per_second() >= TARGET_JOBS),
+            verdict(run.echo.per_second() >= TARGET_JOBS),
             "Celery 5.4 (concurrency 2) ≈540 add jobs/s",
         ),
     ] {
