@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use clap::{Parser, Subcommand};
 use deadpool_postgres::Pool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::openapi::OpenApi;
@@ -55,14 +54,9 @@ pub struct Context {
     pub env: Arc<dyn EnvSource + Send + Sync>,
 }
 
-#[derive(Parser)]
-#[command(about = "A finctl platform service")]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
+/// What the binary was asked to do: its only argument. Four words need no argument parser,
+/// and keeping clap out keeps every service's build (and its tests' build) smaller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
     /// Serve the HTTP API on 0.0.0.0:$PORT (the default).
     Serve,
@@ -72,6 +66,36 @@ enum Command {
     Migrate,
     /// Exit 0 if GET http://127.0.0.1:$PORT/health answers 200, else 1.
     Healthcheck,
+}
+
+/// The usage text printed for `--help` and with a usage error.
+fn usage(program: &str) -> String {
+    format!(
+        "A finctl platform service\n\n\
+         Usage: {program} [COMMAND]\n\n\
+         Commands:\n  \
+         serve        Serve the HTTP API on 0.0.0.0:$PORT (the default)\n  \
+         worker       Run background jobs from <service>-tasks (and relay the outbox)\n  \
+         migrate      Apply pending database migrations and exit\n  \
+         healthcheck  Exit 0 if GET http://127.0.0.1:$PORT/health answers 200, else 1\n"
+    )
+}
+
+/// What the arguments ask for: a command, or help to print (`Ok(None)`); an error names the
+/// argument that is not understood.
+fn parse_args(args: &[String]) -> Result<Option<Command>, String> {
+    match args {
+        [] => Ok(Some(Command::Serve)),
+        [one] => match one.as_str() {
+            "serve" => Ok(Some(Command::Serve)),
+            "worker" => Ok(Some(Command::Worker)),
+            "migrate" => Ok(Some(Command::Migrate)),
+            "healthcheck" => Ok(Some(Command::Healthcheck)),
+            "-h" | "--help" | "help" => Ok(None),
+            other => Err(format!("unrecognized command `{other}`")),
+        },
+        [_, extra, ..] => Err(format!("unexpected argument `{extra}`")),
+    }
 }
 
 /// Errors at the edge, sorted by what the user should do about them.
@@ -93,13 +117,26 @@ impl From<anyhow::Error> for Failure {
 }
 
 pub fn main(spec: ServiceSpec) -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv = std::env::args();
+    let program = argv.next().unwrap_or_else(|| spec.name.to_owned());
+    let args: Vec<String> = argv.collect();
+    let command = match parse_args(&args) {
+        Ok(Some(command)) => command,
+        Ok(None) => {
+            print!("{}", usage(&program));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{}", usage(&program));
+            return ExitCode::from(2);
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let result = rt.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => serve(&spec).await,
             Command::Worker => worker(&spec).await,
             Command::Migrate => migrate_cmd(&spec).await,
@@ -461,4 +498,36 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Command>, String> {
+        parse_args(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_command_is_the_one_argument_and_serve_by_default() {
+        assert_eq!(parse(&[]), Ok(Some(Command::Serve)));
+        assert_eq!(parse(&["serve"]), Ok(Some(Command::Serve)));
+        assert_eq!(parse(&["worker"]), Ok(Some(Command::Worker)));
+        assert_eq!(parse(&["migrate"]), Ok(Some(Command::Migrate)));
+        assert_eq!(parse(&["healthcheck"]), Ok(Some(Command::Healthcheck)));
+        assert_eq!(parse(&["--help"]), Ok(None));
+    }
+
+    #[test]
+    fn anything_else_is_named_in_the_error() {
+        assert_eq!(
+            parse(&["wrker"]),
+            Err("unrecognized command `wrker`".to_owned())
+        );
+        assert_eq!(
+            parse(&["worker", "--now"]),
+            Err("unexpected argument `--now`".to_owned())
+        );
+        assert!(usage("wallet").contains("Usage: wallet [COMMAND]"));
+    }
 }
