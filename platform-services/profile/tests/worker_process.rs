@@ -13,16 +13,8 @@ use platform_common::redis_handle::RedisHandle;
 use platform_testing::infra;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn_worker(redis_url: &str) -> (Child, u16) {
-    let port = free_port();
+    let port = platform_testing::free_port().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_profile"))
         .arg("worker")
         .env_clear()

@@ -20,6 +20,9 @@ pub mod env;
 pub mod infra;
 pub mod tasks;
 
+/// A port free on 127.0.0.1 right now: the test kit's one `free_port`.
+pub use finctl_testkit::free_port;
+
 use platform_common::auth::{JwksOptions, KeySource, TokenVerifier};
 use platform_common::env as service_env;
 
