@@ -1,6 +1,10 @@
 //! What every finctl platform service shares: configuration, logs, errors, auth, health,
 //! metrics, docs, the database pool and migrations, the Redis job runtime, and Kafka events
 //! through a transactional outbox.
+//!
+//! Shipped in every service image: it must not depend on finctl's CLI crates (`cli/`), on
+//! anything under `tests/`, or on `platform-testing`; test support lives in that dev-only
+//! crate.
 
 pub mod auth;
 pub mod config;
