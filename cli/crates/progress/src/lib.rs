@@ -139,7 +139,12 @@ impl Line {
                 );
                 bar.finish_with_message(text);
             }
-            None => self.plain(&text),
+            // The final word says its own time where it matters ("built ... in 4.2s").
+            None => {
+                if self.options.verbosity >= Verbosity::Normal {
+                    eprintln!("{}  {text}", self.name);
+                }
+            }
         }
     }
 
