@@ -12,19 +12,8 @@ use finctl_compose::Stack;
 use finctl_engine as inventory;
 use finctl_engine::Engine;
 use finctl_error::{ExitStatus, UserError};
-use finctl_orchestrate::Progress;
-use finctl_orchestrate::readiness::{self, Observer, Wait};
-
-struct Line<'a> {
-    progress: &'a Progress,
-    service: &'a str,
-}
-
-impl Observer for Line<'_> {
-    fn waiting(&self, what: &str) {
-        self.progress.phase(self.service, what);
-    }
-}
+use finctl_orchestrate::readiness::{self, Wait};
+use finctl_orchestrate::{PhaseObserver, Progress};
 
 pub async fn restart(
     global: &GlobalArgs,
@@ -98,7 +87,7 @@ async fn restart_one(
         )
         .await
         .with_context(|| format!("restarting {container}"))?;
-    let observer = Line {
+    let observer = PhaseObserver {
         progress,
         service: name,
     };

@@ -15,6 +15,6 @@ pub mod teardown;
 pub mod up;
 
 pub use finctl_engine::ContainerInfo;
-pub use progress::Progress;
+pub use progress::{PhaseObserver, Progress};
 pub use status::ServiceStatus;
 pub use up::{Action, Outcome, ServiceReport, UpReport};

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use finctl_progress::{Line, Options};
 
+use crate::readiness::Observer;
+
 pub struct Progress {
     lines: HashMap<String, Line>,
 }
@@ -35,5 +37,17 @@ impl Progress {
     /// Stops every line still spinning (Ctrl-C, early exit).
     pub fn abandon(&self) {
         self.lines.values().for_each(Line::abandon);
+    }
+}
+
+/// Shows what waiting for one service is doing on that service's line.
+pub struct PhaseObserver<'a> {
+    pub progress: &'a Progress,
+    pub service: &'a str,
+}
+
+impl Observer for PhaseObserver<'_> {
+    fn waiting(&self, what: &str) {
+        self.progress.phase(self.service, what);
     }
 }

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::labels;
+use crate::progress::PhaseObserver;
 use crate::progress::Progress;
-use crate::readiness::{self, Observer, Readiness, Wait};
+use crate::readiness::{self, Readiness, Wait};
 use crate::spec::container_spec;
 use finctl_compose::{Condition, MountSource, Plan, Service, Stack};
 use finctl_engine::Engine;
@@ -366,17 +367,6 @@ pub async fn up(
         interrupted,
         elapsed: started.elapsed(),
     })
-}
-
-struct PhaseObserver<'a> {
-    progress: &'a Progress,
-    service: &'a str,
-}
-
-impl Observer for PhaseObserver<'_> {
-    fn waiting(&self, what: &str) {
-        self.progress.phase(self.service, what);
-    }
 }
 
 async fn bring_up(context: &Run, name: &str) -> ServiceReport {
