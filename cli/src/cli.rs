@@ -108,11 +108,21 @@ Examples:
     Health(HealthArgs),
 
     /// Show the services' logs, multiplexed with a stable prefix per service.
+    ///
+    /// The services' JSON log lines are shown as one readable line each: time, level,
+    /// message, then the other fields as key=value (request_id and trace_id included).
+    /// Other lines are shown as written.
     #[command(after_help = "\
+JSON (--json): one object per line, the service's JSON line with \"service\" added; other
+lines as {\"service\", \"message\"}.
+
 Examples:
   finctl logs                    everything so far
   finctl logs -f redis cockroach follow two services (across restarts)
-  finctl logs --tail 50 --since 10m")]
+  finctl logs --tail 50 --since 10m
+  finctl logs --level warn payment
+  finctl logs --raw wallet       the lines exactly as the container wrote them
+  finctl --json logs wallet | jq -r 'select(.level == \"ERROR\") | .message'")]
     Logs(LogsArgs),
 
     /// Restart services and wait until they are ready again.
@@ -306,8 +316,26 @@ pub struct LogsArgs {
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 
+    /// Only lines at this level or above (lines without a level are kept).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub level: Option<LogLevel>,
+
+    /// The lines exactly as the containers wrote them (after the prefix), not rendered.
+    #[arg(long)]
+    pub raw: bool,
+
     /// Services to show; default: all.
     pub services: Vec<String>,
+}
+
+/// `finctl logs --level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
 }
 
 impl LogsArgs {

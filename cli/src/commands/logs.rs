@@ -3,11 +3,12 @@
 use std::io::IsTerminal;
 use std::time::SystemTime;
 
-use crate::cli::{GlobalArgs, LogsArgs};
+use crate::cli::{GlobalArgs, LogLevel, LogsArgs};
 use crate::printer::Printer;
 use finctl_engine::Engine;
 use finctl_engine::LogOptions;
 use finctl_error::{ExitStatus, UserError};
+use finctl_orchestrate::log_render::{Level, LogFormat, LogView};
 use finctl_orchestrate::logs;
 
 pub async fn logs(
@@ -15,6 +16,13 @@ pub async fn logs(
     args: LogsArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    if args.raw && printer.json() {
+        return Err(UserError::config(
+            "--raw and --json cannot be used together",
+            "use --raw for the lines as written, or --json for one JSON object per line",
+        )
+        .into());
+    }
     let stack = super::compose::load(global, &args.stack(), printer)?;
     for name in &args.services {
         stack.service(name)?;
@@ -35,12 +43,33 @@ pub async fn logs(
         tail: args.tail,
         since,
     };
-    let color = printer.color() && std::io::stdout().is_terminal();
-    logs::stream(&engine, containers, options, color, &mut |line| {
+    let format = if printer.json() {
+        LogFormat::Json
+    } else if args.raw {
+        LogFormat::Raw
+    } else {
+        LogFormat::Readable
+    };
+    let view = LogView {
+        format,
+        min_level: args.level.map(level),
+        color: printer.color() && std::io::stdout().is_terminal(),
+    };
+    logs::stream(&engine, containers, options, view, &mut |line| {
         printer.data_line(line)
     })
     .await?;
     Ok(ExitStatus::Success)
+}
+
+fn level(level: LogLevel) -> Level {
+    match level {
+        LogLevel::Trace => Level::Trace,
+        LogLevel::Debug => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warn => Level::Warn,
+        LogLevel::Error => Level::Error,
+    }
 }
 
 /// `10m` (that long ago) or an RFC 3339 time.

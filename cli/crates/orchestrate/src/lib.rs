@@ -6,6 +6,7 @@
 //! must not depend on images or the CLI, and prints nothing itself but progress lines.
 
 pub mod labels;
+pub mod log_render;
 pub mod logs;
 pub mod progress;
 pub mod readiness;

@@ -1,9 +1,12 @@
 //! Many containers' output as one stream: whole lines only, each behind a prefix whose colour
-//! is stable per service, following containers across restarts and recreation.
+//! is stable per service, following containers across restarts and recreation. How each line
+//! is shown (readable, raw, JSON; a level filter) is [`LogView`]'s.
 
 use std::collections::HashMap;
 
 use finctl_engine::{Engine, LogLine, LogOptions, follow_logs};
+
+use crate::log_render::LogView;
 use owo_colors::{AnsiColors, OwoColorize};
 use tokio::sync::mpsc;
 
@@ -24,14 +27,14 @@ fn color_of(name: &str) -> AnsiColors {
     PALETTE[(hash % PALETTE.len() as u64) as usize]
 }
 
-/// Streams the logs of `containers` (service name, container name) into `sink`, one prefixed
-/// line at a time, until they end, or with `follow` until Ctrl-C. `sink` returns false to
-/// stop (e.g. stdout was closed).
+/// Streams the logs of `containers` (service name, container name) into `sink`, one line at a
+/// time as `view` shows it, until they end, or with `follow` until Ctrl-C. `sink` returns false
+/// to stop (e.g. stdout was closed).
 pub async fn stream(
     engine: &Engine,
     containers: Vec<(String, String)>,
     options: LogOptions,
-    color: bool,
+    view: LogView,
     sink: &mut dyn FnMut(&str) -> bool,
 ) -> anyhow::Result<()> {
     let width = containers.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
@@ -49,14 +52,16 @@ pub async fn stream(
         while let Some(LogLine { source, text }) = rx.recv().await {
             let prefix = prefixes.entry(source.clone()).or_insert_with(|| {
                 let padded = format!("{source:<width$} |");
-                if color {
+                if view.color {
                     padded.color(color_of(&source)).to_string()
                 } else {
                     padded
                 }
             });
-            if !sink(&format!("{prefix} {text}")) {
-                return;
+            if let Some(line) = view.render(&source, prefix, &text) {
+                if !sink(&line) {
+                    return;
+                }
             }
         }
     };
