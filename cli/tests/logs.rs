@@ -108,9 +108,7 @@ fn a_bad_level_is_a_usage_error_naming_the_accepted_ones() {
 
 #[test]
 fn raw_and_json_together_are_refused() {
-    let project = Project::new("finctl-logs", &stack());
-    project
-        .finctl()
+    Test::new()
         .args(["--json", "logs", "--raw"])
         .assert_status(2)
         .stderr_contains("--raw and --json cannot be used together");

@@ -126,16 +126,21 @@ impl LogView {
         {
             out.push_str(&time);
         }
-        if let Some(level) = level_of(event) {
-            let label = format!("{:<5}", level.label());
-            push_word(
-                &mut out,
-                &if self.color {
-                    label.color(level.color()).to_string()
-                } else {
-                    label
-                },
-            );
+        match (level_of(event), event.get("level").and_then(Value::as_str)) {
+            (Some(level), _) => {
+                let label = format!("{:<5}", level.label());
+                push_word(
+                    &mut out,
+                    &if self.color {
+                        label.color(level.color()).to_string()
+                    } else {
+                        label
+                    },
+                );
+            }
+            // A level finctl does not know (e.g. `NOTICE`) is shown as written.
+            (None, Some(other)) => push_word(&mut out, other),
+            (None, None) => {}
         }
         let fields = event.get("fields").and_then(Value::as_object);
         let message = fields
@@ -295,6 +300,10 @@ mod tests {
         assert_eq!(
             show(readable(), r#"{"timestamp":"yesterday","message":"m"}"#).unwrap(),
             "wallet | m"
+        );
+        assert_eq!(
+            show(readable(), r#"{"level":"NOTICE","message":"m"}"#).unwrap(),
+            "wallet | NOTICE m"
         );
     }
 
