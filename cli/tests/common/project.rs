@@ -35,9 +35,19 @@ pub struct Project {
 impl Project {
     /// `stack` becomes `compose/docker-compose.yml`; the project is named `<prefix>-<pid>-<n>`.
     pub fn new(prefix: &str, stack: &str) -> Self {
+        Self::with_file(prefix, "compose/docker-compose.yml", stack)
+    }
+
+    /// Compose's layout: `stack` becomes `compose.yaml` in the project folder, no `compose/`.
+    pub fn compose_yaml(prefix: &str, stack: &str) -> Self {
+        Self::with_file(prefix, "compose.yaml", stack)
+    }
+
+    fn with_file(prefix: &str, path: &str, stack: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("compose")).unwrap();
-        std::fs::write(dir.path().join("compose/docker-compose.yml"), stack).unwrap();
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, stack).unwrap();
         let name = format!(
             "{prefix}-{}-{}",
             std::process::id(),
