@@ -5,7 +5,6 @@
 
 mod common;
 use std::path::Path;
-use std::process::Command;
 
 use common::{Project, Test};
 
@@ -50,26 +49,8 @@ fn up_ps_down(project: &Project, finctl: impl Fn(&[&str]) -> Test) {
         assert_eq!(row["ok"], true, "{row}");
     }
 
-    let compose = Command::new("docker-compose")
-        .arg("-p")
-        .arg(&project.name)
-        .arg("-f")
-        .arg(project.dir().join("compose.yaml"))
-        .arg("ps")
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&compose.stdout);
-    assert!(
-        compose.status.success(),
-        "{}",
-        String::from_utf8_lossy(&compose.stderr)
-    );
-    for service in ["init", "db", "app"] {
-        assert!(
-            listing.contains(&project.container(service)),
-            "docker-compose ps misses {service}:\n{listing}"
-        );
-    }
+    project
+        .assert_docker_compose_lists(&project.dir().join("compose.yaml"), &["init", "db", "app"]);
 
     finctl(&["down"]).assert_status(0);
     assert!(project.labelled(&["ps", "-a"]).is_empty());

@@ -102,6 +102,32 @@ impl Project {
         format!("{}_{service}_1", self.name)
     }
 
+    /// Asserts that `docker-compose -p NAME -f FILE ps` (docker-compose 1.29, with this
+    /// project's variables) lists the containers of `services`: it sees finctl's as its own.
+    pub fn assert_docker_compose_lists(&self, file: &Path, services: &[&str]) {
+        let compose = Command::new("docker-compose")
+            .arg("-p")
+            .arg(&self.name)
+            .arg("-f")
+            .arg(file)
+            .arg("ps")
+            .envs(self.vars())
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&compose.stdout);
+        assert!(
+            compose.status.success(),
+            "{}",
+            String::from_utf8_lossy(&compose.stderr)
+        );
+        for service in services {
+            assert!(
+                listing.contains(&self.container(service)),
+                "docker-compose ps misses {service}:\n{listing}"
+            );
+        }
+    }
+
     /// `finctl` run in this project.
     pub fn finctl(&self) -> Test {
         Test::new().project(self)
