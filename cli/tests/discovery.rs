@@ -180,3 +180,32 @@ fn bad_yaml_from_stdin_names_stdin_and_the_line() {
         .assert_status(2)
         .stderr_contains("<stdin>:4: invalid YAML");
 }
+
+#[test]
+fn profile_before_or_after_the_command_enables_services() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  a:\n    image: finctl/base:bookworm\n    depends_on: [b]\n    profiles: [tools]\n  b:\n    image: finctl/base:bookworm\n    profiles: [other]\n",
+    )
+    .unwrap();
+    // Without --profile, `a` is off and nothing is checked; with it, its dependency on `b`
+    // (in another profile) is refused: the profile reached the loader.
+    for args in [
+        &["--profile", "tools", "ps"][..],
+        &["ps", "--profile", "tools"],
+    ] {
+        Test::new()
+            .args(args)
+            .env("DOCKER_HOST", NO_DOCKER)
+            .current_dir(dir.path())
+            .assert_status(2)
+            .stderr_contains("`b` is not enabled by the active profiles");
+    }
+    Test::new()
+        .arg("ps")
+        .env("DOCKER_HOST", NO_DOCKER)
+        .current_dir(dir.path())
+        .assert_status(1)
+        .stderr_contains("the Docker engine is not running");
+}
