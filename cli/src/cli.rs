@@ -49,9 +49,21 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// The project folder (holds compose/docker-compose.yml).
+    /// The project folder: holds compose/docker-compose.yml, or with -f the working directory.
     #[arg(long, global = true, value_name = "DIR", env = finctl_env::FINCTL_PROJECT_DIR)]
     pub project_dir: Option<PathBuf>,
+
+    /// A Compose file (repeatable; `-` is stdin); after the command too, except `logs` (`--file`).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Enable a Compose profile (repeatable); after the command too.
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+
+    /// The Compose project name (default: COMPOSE_PROJECT_NAME, .env, the folder name).
+    #[arg(short = 'p', long, global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
 
     /// Only print errors and data.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -83,7 +95,9 @@ Examples:
   finctl up --offline --profile gateway  the platform and the API gateway
   finctl up --offline payment            payment (and what it depends on)
   finctl up --offline --build            build missing images first
-  finctl up --offline --timeout 2m")]
+  finctl up --offline --timeout 2m
+  finctl -f compose.yml up               a Compose project of your own (no compose/ folder)
+  cat compose.yml | finctl -f - up       the file from stdin")]
     Up(UpArgs),
 
     /// Stop and remove the stack's containers and networks (and with --volumes its data).
@@ -231,7 +245,7 @@ pub struct StackArgs {
     #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
 
-    /// An extra Compose file merged after the project's (repeatable).
+    /// A Compose file (repeatable; `-` is stdin); with compose/ in --project-dir, merged after it.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }

@@ -179,25 +179,7 @@ fn up_down_round_trip_seen_by_docker_compose() {
     assert!(time("cache", "StartedAt") > time("bootstrap", "FinishedAt"));
 
     // docker-compose 1.29 sees finctl's containers as its own.
-    let compose = Command::new("docker-compose")
-        .arg("-f")
-        .arg(project.compose_file())
-        .arg("ps")
-        .envs(project.vars())
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&compose.stdout);
-    assert!(
-        compose.status.success(),
-        "{}",
-        String::from_utf8_lossy(&compose.stderr)
-    );
-    for service in ["db", "bootstrap", "cache"] {
-        assert!(
-            listing.contains(&project.container(service)),
-            "docker-compose ps misses {service}:\n{listing}"
-        );
-    }
+    project.assert_docker_compose_lists(&project.compose_file(), &["db", "bootstrap", "cache"]);
 
     project
         .finctl()

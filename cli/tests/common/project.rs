@@ -35,9 +35,19 @@ pub struct Project {
 impl Project {
     /// `stack` becomes `compose/docker-compose.yml`; the project is named `<prefix>-<pid>-<n>`.
     pub fn new(prefix: &str, stack: &str) -> Self {
+        Self::with_file(prefix, "compose/docker-compose.yml", stack)
+    }
+
+    /// Compose's layout: `stack` becomes `compose.yaml` in the project folder, no `compose/`.
+    pub fn compose_yaml(prefix: &str, stack: &str) -> Self {
+        Self::with_file(prefix, "compose.yaml", stack)
+    }
+
+    fn with_file(prefix: &str, path: &str, stack: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("compose")).unwrap();
-        std::fs::write(dir.path().join("compose/docker-compose.yml"), stack).unwrap();
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, stack).unwrap();
         let name = format!(
             "{prefix}-{}-{}",
             std::process::id(),
@@ -90,6 +100,32 @@ impl Project {
     /// The container of `service`, named as docker-compose 1.x names it.
     pub fn container(&self, service: &str) -> String {
         format!("{}_{service}_1", self.name)
+    }
+
+    /// Asserts that `docker-compose -p NAME -f FILE ps` (docker-compose 1.29, with this
+    /// project's variables) lists the containers of `services`: it sees finctl's as its own.
+    pub fn assert_docker_compose_lists(&self, file: &Path, services: &[&str]) {
+        let compose = Command::new("docker-compose")
+            .arg("-p")
+            .arg(&self.name)
+            .arg("-f")
+            .arg(file)
+            .arg("ps")
+            .envs(self.vars())
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&compose.stdout);
+        assert!(
+            compose.status.success(),
+            "{}",
+            String::from_utf8_lossy(&compose.stderr)
+        );
+        for service in services {
+            assert!(
+                listing.contains(&self.container(service)),
+                "docker-compose ps misses {service}:\n{listing}"
+            );
+        }
     }
 
     /// `finctl` run in this project.

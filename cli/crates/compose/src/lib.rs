@@ -25,6 +25,7 @@
 //! file and line it comes from and exits 2 before anything is created.
 
 mod config_hash;
+mod discovery;
 mod healthcheck;
 mod interpolate;
 mod line_index;
@@ -44,6 +45,7 @@ mod variables;
 #[cfg(test)]
 mod tests;
 
+pub use discovery::{COMPOSE_NAMES, Discovery, STDIN, compose_names, split_paths};
 pub use healthcheck::Healthcheck;
 pub use load::{LoadOptions, load};
 pub use model::{Network, Resource, Stack, Volume};

@@ -14,6 +14,7 @@ use super::mount::MountSource;
 use super::service_reader::{ServiceReader, check_keys};
 use super::source::{Location, SourceFile, Sources, invalid};
 use super::variables::Variables;
+use crate::discovery::STDIN;
 use crate::project::Project;
 use finctl_env::{COMPOSE_PROFILES, COMPOSE_PROJECT_NAME};
 use finctl_error::UserError;
@@ -32,6 +33,8 @@ pub struct LoadOptions {
     pub profiles: Vec<String>,
     /// `-p`: wins over every other source of the project name.
     pub project_name: Option<String>,
+    /// Where relative paths and `.env` are read from; default: the first file's folder.
+    pub working_dir: Option<PathBuf>,
     /// The process environment (wins over `.env`). [`LoadOptions::new`] takes the real one;
     /// tests pass their own.
     pub environment: BTreeMap<String, String>,
@@ -43,6 +46,7 @@ impl LoadOptions {
             files,
             profiles: Vec::new(),
             project_name: None,
+            working_dir: None,
             environment: std::env::vars().collect(),
         }
     }
@@ -61,6 +65,16 @@ impl LoadOptions {
 
     pub fn with_profiles(mut self, profiles: Vec<String>) -> Self {
         self.profiles = profiles;
+        self
+    }
+
+    pub fn with_project_name(mut self, name: Option<String>) -> Self {
+        self.project_name = name;
+        self
+    }
+
+    pub fn with_working_dir(mut self, dir: PathBuf) -> Self {
+        self.working_dir = Some(dir);
         self
     }
 }
@@ -85,9 +99,13 @@ pub fn load(options: &LoadOptions) -> Result<Stack, UserError> {
         ));
     };
     let files: Vec<PathBuf> = options.files.iter().map(|f| absolute(f)).collect();
-    let working_dir = absolute(first)
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let working_dir = match &options.working_dir {
+        Some(dir) => absolute(dir),
+        None if first.as_os_str() == STDIN => absolute(Path::new(".")),
+        None => absolute(first)
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
     let vars = Variables::layered(&working_dir, &options.environment)?;
 
     let mut sources = Sources::default();
@@ -175,7 +193,11 @@ pub fn load(options: &LoadOptions) -> Result<Stack, UserError> {
 }
 
 fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
+    if path.as_os_str() == STDIN {
+        path.to_path_buf()
+    } else if path == Path::new(".") {
+        std::env::current_dir().unwrap_or_else(|_| path.to_path_buf())
+    } else if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir().map_or_else(|_| path.to_path_buf(), |cwd| cwd.join(path))

@@ -44,7 +44,18 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// Reads `path`; `-` is stdin, named `<stdin>` in messages.
     pub fn read(path: &Path) -> Result<Self, UserError> {
+        if path.as_os_str() == crate::discovery::STDIN {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|err| {
+                UserError::config(
+                    format!("cannot read the Compose file from stdin: {err}"),
+                    "pipe a Compose file into `finctl -f -`",
+                )
+            })?;
+            return Self::parse("<stdin>".to_owned(), &text);
+        }
         let display = display_name(path);
         let text = std::fs::read_to_string(path).map_err(|err| {
             UserError::config(

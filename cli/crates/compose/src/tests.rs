@@ -35,6 +35,7 @@ impl Fixture {
             files: names.iter().map(|n| self.path(n)).collect(),
             profiles: Vec::new(),
             project_name: None,
+            working_dir: None,
             environment: BTreeMap::from([("HOME".to_owned(), "/home/tester".to_owned())]),
         }
     }
@@ -646,6 +647,7 @@ fn real_stack(offline: bool, profiles: &[&str]) -> Stack {
         files,
         profiles: profiles.iter().map(|p| (*p).to_owned()).collect(),
         project_name: None,
+        working_dir: None,
         environment: BTreeMap::from([("HOME".to_owned(), "/home/tester".to_owned())]),
     })
     .unwrap_or_else(|err| panic!("{}: {:?}", err.message, err.hint))

@@ -4,7 +4,8 @@
 //!
 //! This crate depends on nothing.
 
-/// Overrides where the project (the folder holding `compose/`) is.
+/// Overrides where the project (the folder holding `compose/`, or the `-f` files' working
+/// directory) is.
 pub const FINCTL_PROJECT_DIR: &str = "FINCTL_PROJECT_DIR";
 /// Overrides where heavy build artefacts are cached (default `~/.cache/finctl`).
 pub const FINCTL_CACHE_DIR: &str = "FINCTL_CACHE_DIR";
@@ -15,6 +16,11 @@ pub const FINCTL_DEBIAN_MIRROR: &str = "FINCTL_DEBIAN_MIRROR";
 pub const COMPOSE_PROJECT_NAME: &str = "COMPOSE_PROJECT_NAME";
 /// Compose's: the active profiles, comma-separated, when no `--profile` is given.
 pub const COMPOSE_PROFILES: &str = "COMPOSE_PROFILES";
+/// Compose's: the Compose files when no `-f` is given, separated by `:` (or
+/// [`COMPOSE_PATH_SEPARATOR`]).
+pub const COMPOSE_FILE: &str = "COMPOSE_FILE";
+/// Compose's: the separator of [`COMPOSE_FILE`]'s paths (default `:`).
+pub const COMPOSE_PATH_SEPARATOR: &str = "COMPOSE_PATH_SEPARATOR";
 /// Standard: the Docker engine address (`unix:///...` or `tcp://...`).
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// Standard: disables coloured output when set to anything.
@@ -35,7 +41,7 @@ pub struct Documented {
 pub const DOCUMENTED: &[Documented] = &[
     Documented {
         name: FINCTL_PROJECT_DIR,
-        help: "the project folder (default: found by walking up to compose/)",
+        help: "the project folder (default: walk up to compose/ or compose.yaml)",
     },
     Documented {
         name: FINCTL_CACHE_DIR,
@@ -47,11 +53,19 @@ pub const DOCUMENTED: &[Documented] = &[
     },
     Documented {
         name: COMPOSE_PROJECT_NAME,
-        help: "the Compose project name (default: compose/.env, then the folder name)",
+        help: "the project name when no -p is given (default: .env, the folder name)",
     },
     Documented {
         name: COMPOSE_PROFILES,
         help: "active profiles, comma-separated, when no --profile is given",
+    },
+    Documented {
+        name: COMPOSE_FILE,
+        help: "the Compose files when no -f is given, :-separated",
+    },
+    Documented {
+        name: COMPOSE_PATH_SEPARATOR,
+        help: "the separator of COMPOSE_FILE's paths (default :)",
     },
     Documented {
         name: DOCKER_HOST,

@@ -184,6 +184,7 @@ mod tests {
             files: vec![file],
             profiles: Vec::new(),
             project_name: Some("demo".into()),
+            working_dir: None,
             environment: BTreeMap::new(),
         })
         .unwrap()

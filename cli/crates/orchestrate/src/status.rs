@@ -174,6 +174,7 @@ services:
             files: vec![file],
             profiles: Vec::new(),
             project_name: Some("demo".into()),
+            working_dir: None,
             environment: BTreeMap::new(),
         })
         .unwrap();

@@ -1,0 +1,211 @@
+//! Compose's ways of naming a project, each driving a real three-service stack through
+//! `up`, `ps` and `down`: `-f` before and after the command, `COMPOSE_FILE`, `compose.yaml`
+//! found by walking up from a subfolder, and `-f -` (stdin). docker-compose 1.29 must see the
+//! same project. Then the errors: a missing `-f` file, bad YAML on stdin.
+
+mod common;
+use std::path::Path;
+
+use common::{Project, Test};
+
+/// A one-shot, a healthy cache and a long-running app waiting for both; no published ports.
+const STACK: &str = r#"
+services:
+  init:
+    image: finctl/base:bookworm
+    command: ["true"]
+  db:
+    image: finctl/redis:offline
+    command: ["redis-server", "--port", "6379"]
+    healthcheck:
+      test: ["CMD", "redis-cli", "ping"]
+      interval: 1s
+  app:
+    image: finctl/base:bookworm
+    command: ["sleep", "infinity"]
+    # Not a one-shot: it restarts, so it is ready once running.
+    restart: unless-stopped
+    stop_grace_period: 1s
+    depends_on:
+      init:
+        condition: service_completed_successfully
+      db:
+        condition: service_healthy
+"#;
+
+const NO_DOCKER: &str = "unix:///nonexistent.sock";
+
+/// `up`, `ps`, `down` through `finctl(command)`; in between docker-compose, given the file
+/// and the project name, lists the same containers.
+fn up_ps_down(project: &Project, finctl: impl Fn(&[&str]) -> Test) {
+    finctl(&["up", "--timeout", "90s"]).assert_status(0);
+
+    let rows = finctl(&["--json", "ps"]).assert_status(0).json();
+    let rows = rows.as_array().expect("an array");
+    let mut services: Vec<&str> = rows.iter().filter_map(|r| r["service"].as_str()).collect();
+    services.sort_unstable();
+    assert_eq!(services, ["app", "db", "init"]);
+    for row in rows {
+        assert_eq!(row["ok"], true, "{row}");
+    }
+
+    project
+        .assert_docker_compose_lists(&project.dir().join("compose.yaml"), &["init", "db", "app"]);
+
+    finctl(&["down"]).assert_status(0);
+    assert!(project.labelled(&["ps", "-a"]).is_empty());
+}
+
+fn file_of(project: &Project) -> String {
+    project.dir().join("compose.yaml").display().to_string()
+}
+
+#[test]
+fn file_before_the_command() {
+    let project = Project::compose_yaml("finctl-disc-before", STACK);
+    let file = file_of(&project);
+    up_ps_down(&project, |command| {
+        Test::new()
+            .args(["-f", &file, "-p", &project.name])
+            .args(command)
+            .current_dir("/")
+    });
+}
+
+#[test]
+fn file_after_the_command() {
+    let project = Project::compose_yaml("finctl-disc-after", STACK);
+    let file = file_of(&project);
+    up_ps_down(&project, |command| {
+        Test::new()
+            .args(command)
+            .args(["--file", &file, "--project-name", &project.name])
+            .current_dir("/")
+    });
+}
+
+#[test]
+fn compose_file_variable() {
+    let project = Project::compose_yaml("finctl-disc-env", STACK);
+    // A second file, `:`-separated, merged after the first.
+    let extra = project.dir().join("extra.yml");
+    std::fs::write(
+        &extra,
+        "services:\n  app:\n    environment:\n      FROM: extra\n",
+    )
+    .unwrap();
+    let files = format!("{}:{}", file_of(&project), extra.display());
+    up_ps_down(&project, |command| {
+        Test::new()
+            .args(command)
+            .env("COMPOSE_FILE", &files)
+            .env("COMPOSE_PROJECT_NAME", &project.name)
+            .current_dir("/")
+    });
+}
+
+#[test]
+fn compose_yaml_found_walking_up_from_a_subfolder() {
+    let project = Project::compose_yaml("finctl-disc-walk", STACK);
+    let subfolder = project.dir().join("src/deep");
+    std::fs::create_dir_all(&subfolder).unwrap();
+    up_ps_down(&project, |command| {
+        Test::new()
+            .args(command)
+            .env("COMPOSE_PROJECT_NAME", &project.name)
+            .current_dir(&subfolder)
+    });
+}
+
+#[test]
+fn file_from_stdin() {
+    let project = Project::compose_yaml("finctl-disc-stdin", STACK);
+    up_ps_down(&project, |command| {
+        Test::new()
+            .args(["-f", "-", "-p", &project.name])
+            .args(command)
+            .stdin(STACK)
+            .current_dir(project.dir())
+    });
+}
+
+#[test]
+fn file_before_logs_is_the_file_and_logs_f_still_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, STACK).unwrap();
+    // The stack is loaded from `-f FILE` (the typo is found in it) before anything follows.
+    Test::new()
+        .args(["-f"])
+        .arg(&file)
+        .args(["logs", "-f", "apq"])
+        .env("DOCKER_HOST", NO_DOCKER)
+        .current_dir("/")
+        .assert_status(2)
+        .stderr_contains("did you mean `app`?");
+}
+
+#[test]
+fn project_dir_with_file_needs_no_compose_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.yml"), STACK).unwrap();
+    Test::new()
+        .args(["up", "-f"])
+        .arg(dir.path().join("stack.yml"))
+        .arg("--project-dir")
+        .arg(dir.path())
+        .args(["apq"])
+        .env("DOCKER_HOST", NO_DOCKER)
+        .assert_status(2)
+        .stderr_contains("did you mean `app`?");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    Test::new()
+        .args(["-f", "/nonexistent/compose.yml", "ps"])
+        .env("DOCKER_HOST", NO_DOCKER)
+        .current_dir("/")
+        .assert_status(2)
+        .stderr_contains("cannot read nonexistent/compose.yml");
+}
+
+#[test]
+fn bad_yaml_from_stdin_names_stdin_and_the_line() {
+    Test::new()
+        .args(["-f", "-", "ps"])
+        .stdin("services:\n  app:\n    image: [\n")
+        .env("DOCKER_HOST", NO_DOCKER)
+        .current_dir(Path::new("/"))
+        .assert_status(2)
+        .stderr_contains("<stdin>:4: invalid YAML");
+}
+
+#[test]
+fn profile_before_or_after_the_command_enables_services() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  a:\n    image: finctl/base:bookworm\n    depends_on: [b]\n    profiles: [tools]\n  b:\n    image: finctl/base:bookworm\n    profiles: [other]\n",
+    )
+    .unwrap();
+    // Without --profile, `a` is off and nothing is checked; with it, its dependency on `b`
+    // (in another profile) is refused: the profile reached the loader.
+    for args in [
+        &["--profile", "tools", "ps"][..],
+        &["ps", "--profile", "tools"],
+    ] {
+        Test::new()
+            .args(args)
+            .env("DOCKER_HOST", NO_DOCKER)
+            .current_dir(dir.path())
+            .assert_status(2)
+            .stderr_contains("`b` is not enabled by the active profiles");
+    }
+    Test::new()
+        .arg("ps")
+        .env("DOCKER_HOST", NO_DOCKER)
+        .current_dir(dir.path())
+        .assert_status(1)
+        .stderr_contains("the Docker engine is not running");
+}
