@@ -209,3 +209,46 @@ fn profile_before_or_after_the_command_enables_services() {
         .assert_status(1)
         .stderr_contains("the Docker engine is not running");
 }
+
+/// A service that restarts never, has no healthcheck and no ports, and that nothing waits on
+/// may be a server (`sleep infinity`) or a task (`true`): as with docker compose, `up` is done
+/// once it stays up or has exited 0, and `health` counts both as ok.
+#[test]
+fn a_sidecar_without_restart_policy_is_ready_once_up_and_a_task_once_done() {
+    let project = Project::compose_yaml(
+        "finctl-disc-sidecar",
+        r#"
+services:
+  side:
+    image: finctl/base:bookworm
+    command: ["sleep", "infinity"]
+    stop_grace_period: 1s
+  once:
+    image: finctl/base:bookworm
+    command: ["true"]
+  broken:
+    image: finctl/base:bookworm
+    command: ["false"]
+    profiles: [broken]
+"#,
+    );
+    let file = file_of(&project);
+    let finctl = |command: &[&str]| {
+        Test::new()
+            .args(["-f", &file, "-p", &project.name])
+            .args(command)
+            .current_dir("/")
+    };
+    // A regression waits for `side` to exit: the short timeout turns that into a failure.
+    finctl(&["up", "--timeout", "30s"]).assert_status(0);
+    finctl(&["health"]).assert_status(0);
+    let rows = finctl(&["--json", "ps"]).assert_status(0).json();
+    for row in rows.as_array().expect("an array") {
+        assert_eq!(row["ok"], true, "{row}");
+    }
+    // A task that exits non-zero still fails `up`.
+    finctl(&["--profile", "broken", "up", "--timeout", "30s", "broken"])
+        .assert_status(1)
+        .stderr_contains("exit code 1");
+    finctl(&["down"]).assert_status(0);
+}

@@ -23,26 +23,37 @@ pub enum Readiness {
     Healthy,
     /// A one-shot job: it exited 0.
     Completed,
+    /// It may be a task or a server (`restart: "no"`, no healthcheck, no ports, and nothing
+    /// waits for it to complete): ready once it has stayed up, or once it exited 0. A
+    /// `sleep infinity` sidecar and a run-once script both pass, as with docker compose.
+    RunningOrCompleted,
 }
 
-/// A one-shot job: something waits for it to complete, or it restarts never and has neither
-/// a healthcheck nor published ports (a task, not a server).
-pub fn is_one_shot(stack: &Stack, service: &Service) -> bool {
-    let awaited = stack
+/// Something waits for it to complete (`service_completed_successfully`): a one-shot job.
+fn awaited(stack: &Stack, service: &Service) -> bool {
+    stack
         .services
         .values()
-        .any(|s| s.depends_on.get(&service.name) == Some(&Condition::CompletedSuccessfully));
-    awaited
-        || (service.restart == RestartPolicy::No
-            && !service.has_healthcheck()
-            && service.ports.is_empty())
+        .any(|s| s.depends_on.get(&service.name) == Some(&Condition::CompletedSuccessfully))
+}
+
+/// It restarts never and has neither a healthcheck nor published ports: it may be a task.
+fn task_like(service: &Service) -> bool {
+    service.restart == RestartPolicy::No && !service.has_healthcheck() && service.ports.is_empty()
+}
+
+/// A job that may run to completion: awaited, or task-like (see [`Readiness`]).
+pub fn is_one_shot(stack: &Stack, service: &Service) -> bool {
+    awaited(stack, service) || task_like(service)
 }
 
 pub fn readiness_of(stack: &Stack, service: &Service) -> Readiness {
-    if is_one_shot(stack, service) {
+    if awaited(stack, service) {
         Readiness::Completed
     } else if service.has_healthcheck() {
         Readiness::Healthy
+    } else if task_like(service) {
+        Readiness::RunningOrCompleted
     } else {
         Readiness::Running
     }
@@ -102,7 +113,11 @@ pub async fn wait_ready(
                 health_output: last_output,
             });
         }
-        let settling = readiness == Readiness::Running && info.health.is_none();
+        let settling = matches!(
+            readiness,
+            Readiness::Running | Readiness::RunningOrCompleted
+        ) && info.health.is_none()
+            && info.running();
         match judge(&info, readiness, &mut last_output) {
             Some(Wait::Ready) if settling && !settle.is_zero() => {
                 if running_since.get_or_insert_with(Instant::now).elapsed() >= settle {
@@ -226,7 +241,11 @@ fn judge(
     };
     match info.state.as_str() {
         "exited" | "dead" => {
-            if readiness == Readiness::Completed && info.exit_code == Some(0) {
+            let may_complete = matches!(
+                readiness,
+                Readiness::Completed | Readiness::RunningOrCompleted
+            );
+            if may_complete && info.exit_code == Some(0) {
                 Some(Wait::Ready)
             } else {
                 failed(
@@ -247,12 +266,17 @@ fn judge(
         // A service without a healthcheck of its own may inherit the image's: Docker's
         // verdict on it counts too.
         "running" => match (readiness, info.health.as_deref()) {
-            (Readiness::Running | Readiness::Healthy, Some("healthy")) => Some(Wait::Ready),
-            (Readiness::Running | Readiness::Healthy, Some("unhealthy")) => {
-                failed("its healthcheck fails (unhealthy)".into(), last_output)
-            }
-            (Readiness::Running, Some("starting")) | (Readiness::Healthy, _) => None,
-            (Readiness::Running, _) => Some(Wait::Ready),
+            (
+                Readiness::Running | Readiness::RunningOrCompleted | Readiness::Healthy,
+                Some("healthy"),
+            ) => Some(Wait::Ready),
+            (
+                Readiness::Running | Readiness::RunningOrCompleted | Readiness::Healthy,
+                Some("unhealthy"),
+            ) => failed("its healthcheck fails (unhealthy)".into(), last_output),
+            (Readiness::Running | Readiness::RunningOrCompleted, Some("starting"))
+            | (Readiness::Healthy, _) => None,
+            (Readiness::Running | Readiness::RunningOrCompleted, _) => Some(Wait::Ready),
             (Readiness::Completed, _) => None,
         },
         _ => None,

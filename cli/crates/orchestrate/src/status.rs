@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::readiness;
+use crate::readiness::{self, Readiness};
 use finctl_compose::Stack;
 use finctl_engine::Engine;
 use finctl_engine::{self as inventory, ContainerInfo};
@@ -70,13 +70,13 @@ pub fn rows(stack: &Stack, containers: &[ContainerInfo]) -> Vec<ServiceStatus> {
     let mut rows: Vec<ServiceStatus> = stack
         .enabled_services()
         .map(|service| {
-            let one_shot = readiness::is_one_shot(stack, service);
+            let readiness = readiness::readiness_of(stack, service);
             let wanted = stack.container_name(service, 1);
             let container = containers
                 .iter()
                 .find(|c| c.name == wanted)
                 .or_else(|| containers.iter().find(|c| c.service == service.name));
-            row(&service.name, container, one_shot)
+            row(&service.name, container, readiness)
         })
         .collect();
     for container in containers {
@@ -84,14 +84,18 @@ pub fn rows(stack: &Stack, containers: &[ContainerInfo]) -> Vec<ServiceStatus> {
             .iter()
             .any(|r| r.container.as_deref() == Some(&container.name))
         {
-            rows.push(row(&container.service, Some(container), false));
+            rows.push(row(&container.service, Some(container), Readiness::Running));
         }
     }
     rows.sort_by(|a, b| a.service.cmp(&b.service));
     rows
 }
 
-fn row(service: &str, container: Option<&ContainerInfo>, one_shot: bool) -> ServiceStatus {
+fn row(service: &str, container: Option<&ContainerInfo>, readiness: Readiness) -> ServiceStatus {
+    let one_shot = matches!(
+        readiness,
+        Readiness::Completed | Readiness::RunningOrCompleted
+    );
     let Some(c) = container else {
         return ServiceStatus {
             service: service.to_owned(),
@@ -109,10 +113,12 @@ fn row(service: &str, container: Option<&ContainerInfo>, one_shot: bool) -> Serv
         Some(h) if c.running() => h.clone(),
         _ => "none".into(),
     };
-    let ok = if one_shot {
-        c.state == "exited" && c.exit_code == Some(0)
-    } else {
-        c.running() && (health == "healthy" || health == "none")
+    let completed = c.state == "exited" && c.exit_code == Some(0);
+    let serving = c.running() && (health == "healthy" || health == "none");
+    let ok = match readiness {
+        Readiness::Completed => completed,
+        Readiness::RunningOrCompleted => completed || serving,
+        Readiness::Running | Readiness::Healthy => serving,
     };
     ServiceStatus {
         service: service.to_owned(),
@@ -166,6 +172,9 @@ services:
   init: {image: x, restart: "no", depends_on: {db: {condition: service_healthy}}}
   app: {image: x, restart: always, depends_on: {init: {condition: service_completed_successfully}}}
   web: {image: x, restart: always}
+  side: {image: x}
+  task: {image: x}
+  crashed: {image: x}
   extra: {image: x, profiles: [later]}
 "#,
         )
@@ -183,6 +192,9 @@ services:
             container("init", "exited", Some("unhealthy"), Some(0)),
             container("app", "exited", None, Some(1)),
             container("gone", "running", None, None),
+            container("side", "running", None, None),
+            container("task", "exited", None, Some(0)),
+            container("crashed", "exited", None, Some(1)),
         ];
         let rows = rows(&stack, &containers);
         let get = |name: &str| rows.iter().find(|r| r.service == name).unwrap();
@@ -193,6 +205,10 @@ services:
             "a running container has no exit code"
         );
         assert!(get("init").ok && get("init").one_shot);
+        // Nothing waits on these and they may be tasks: running or exited 0 are both fine.
+        assert!(get("side").ok && get("side").one_shot);
+        assert!(get("task").ok);
+        assert!(!get("crashed").ok);
         assert_eq!(
             get("init").health,
             "none",

@@ -443,6 +443,7 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
                 Readiness::Healthy => "healthy",
                 Readiness::Completed => "completed",
                 Readiness::Running => "running",
+                Readiness::RunningOrCompleted => "started",
             };
             // Unchanged and ready at first look: no time to report.
             let waited = action != Action::Unchanged || after > Duration::from_millis(250);
