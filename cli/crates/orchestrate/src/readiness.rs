@@ -59,6 +59,22 @@ pub fn readiness_of(stack: &Stack, service: &Service) -> Readiness {
     }
 }
 
+/// The exit code of a crash-looping container, seen while Docker waits to restart it (its
+/// backoff starts at 100 ms and doubles), within 3 s.
+async fn crash_exit_code(engine: &Engine, id: &str) -> Option<i64> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(info)) = inventory::inspect(engine, id).await
+            && !info.running()
+            && info.exit_code.is_some()
+        {
+            return info.exit_code;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
 /// How waiting ended.
 #[derive(Debug, Clone)]
 pub enum Wait {
@@ -105,11 +121,15 @@ pub async fn wait_ready(
         };
         let restarts = *restarts_before.get_or_insert(info.restart_count);
         if info.restart_count > restarts {
+            // Docker resets the exit code when it starts the container again; a crash loop
+            // shows it again within the restart backoff.
+            let code = match info.exit_code {
+                Some(code) if code != 0 || !info.running() => Some(code),
+                _ => crash_exit_code(engine, id).await,
+            };
+            let code = code.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
             return Ok(Wait::Failed {
-                reason: format!(
-                    "it crashed (exit code {}) and Docker keeps restarting it",
-                    info.exit_code.unwrap_or(-1)
-                ),
+                reason: format!("it crashed (exit code {code}) and Docker keeps restarting it"),
                 health_output: last_output,
             });
         }
