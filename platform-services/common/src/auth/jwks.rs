@@ -104,6 +104,17 @@ impl JwksCache {
         lookup(&c, kid).ok_or_else(|| AuthError::UnknownKey(kid.unwrap_or("<none>").to_string()))
     }
 
+    /// Fetches the key set now (at start, for readiness); Ok once at least one key is cached.
+    pub async fn load(&self) -> Result<(), AuthError> {
+        self.refresh(false).await?;
+        if self.cached.read().await.keys.is_empty() && self.cached.read().await.only.is_none() {
+            return Err(AuthError::KeysUnavailable(
+                "the key set has no usable key".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn refresh(&self, rate_limited: bool) -> Result<(), AuthError> {
         let mut last = self.last_fetch.lock().await;
         if let Some(t) = *last {

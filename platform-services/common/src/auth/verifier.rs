@@ -71,6 +71,11 @@ impl TokenVerifier {
         self
     }
 
+    /// Fetches the IdP's keys now; Ok once at least one usable key is cached.
+    pub async fn load_keys(&self) -> Result<(), AuthError> {
+        self.keys.load().await
+    }
+
     /// How many tokens were verified in full (signature and claims), not answered from the
     /// verified-token cache.
     pub fn full_verifications(&self) -> usize {
