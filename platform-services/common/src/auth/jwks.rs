@@ -85,29 +85,47 @@ impl JwksCache {
     }
 
     /// The key for `kid` (or the only key when the token has no `kid`).
+    ///
+    /// Never queues behind a fetch another request started: a known key is served (stale if
+    /// need be) while the fetch runs, and an unknown `kid` is refused at once. Only the very
+    /// first load, with nothing cached, waits for the fetch in progress.
     pub async fn key(&self, kid: Option<&str>) -> Result<Arc<DecodingKey>, AuthError> {
-        let fresh = {
+        let (known, empty) = {
             let c = self.cached.read().await;
             let fresh = c
                 .fetched_at
                 .is_some_and(|t| t.elapsed() < self.options.max_age);
-            if let Some(k) = lookup(&c, kid) {
-                if fresh {
-                    return Ok(k);
+            match lookup(&c, kid) {
+                Some(k) if fresh => return Ok(k),
+                known => (known, c.keys.is_empty() && c.only.is_none()),
+            }
+        };
+        let guard = if empty {
+            self.last_fetch.lock().await
+        } else {
+            match self.last_fetch.try_lock() {
+                Ok(g) => g,
+                // A fetch is running: use what we have rather than wait for it.
+                Err(_) => {
+                    return known
+                        .ok_or_else(|| AuthError::UnknownKey(kid.unwrap_or("<none>").to_string()));
                 }
             }
-            fresh
         };
-        // Unknown kid, or the cache is stale: refresh (rate-limited when the cache is fresh).
-        self.refresh(fresh).await?;
+        // Stale or unknown: refresh, at most once per `min_refresh_interval` unless empty.
+        self.refresh_locked(guard, !empty).await?;
         let c = self.cached.read().await;
-        lookup(&c, kid).ok_or_else(|| AuthError::UnknownKey(kid.unwrap_or("<none>").to_string()))
+        lookup(&c, kid)
+            .or(known)
+            .ok_or_else(|| AuthError::UnknownKey(kid.unwrap_or("<none>").to_string()))
     }
 
     /// Fetches the key set now (at start, for readiness); Ok once at least one key is cached.
     pub async fn load(&self) -> Result<(), AuthError> {
-        self.refresh(false).await?;
-        if self.cached.read().await.keys.is_empty() && self.cached.read().await.only.is_none() {
+        let guard = self.last_fetch.lock().await;
+        self.refresh_locked(guard, false).await?;
+        let c = self.cached.read().await;
+        if c.keys.is_empty() && c.only.is_none() {
             return Err(AuthError::KeysUnavailable(
                 "the key set has no usable key".into(),
             ));
@@ -115,8 +133,11 @@ impl JwksCache {
         Ok(())
     }
 
-    async fn refresh(&self, rate_limited: bool) -> Result<(), AuthError> {
-        let mut last = self.last_fetch.lock().await;
+    async fn refresh_locked(
+        &self,
+        mut last: tokio::sync::MutexGuard<'_, Option<Instant>>,
+        rate_limited: bool,
+    ) -> Result<(), AuthError> {
         if let Some(t) = *last {
             if rate_limited && t.elapsed() < self.options.min_refresh_interval {
                 return Ok(());
@@ -137,7 +158,8 @@ impl JwksCache {
             Err(e) => {
                 tracing::warn!(error = %e, "could not fetch signing keys");
                 // Keep serving cached keys when the IdP blips.
-                if self.cached.read().await.keys.is_empty() {
+                let c = self.cached.read().await;
+                if c.keys.is_empty() && c.only.is_none() {
                     Err(e)
                 } else {
                     Ok(())
@@ -220,5 +242,69 @@ fn lookup(c: &Cached, kid: Option<&str>) -> Option<Arc<DecodingKey>> {
     match kid {
         Some(kid) => c.keys.get(kid).cloned(),
         None => c.only.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// A JWKS endpoint serving test key A until `hang` is set, then never answering.
+    async fn flaky_jwks(hang: Arc<AtomicBool>) -> String {
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let hang = hang.clone();
+                async move {
+                    if hang.load(Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::Json(serde_json::json!({
+                        "keys": [platform_testing::TestKey::A.jwk()]
+                    }))
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn no_request_waits_behind_a_hanging_fetch() {
+        let hang = Arc::new(AtomicBool::new(false));
+        let url = flaky_jwks(hang.clone()).await;
+        let cache = Arc::new(JwksCache::new(
+            KeySource::Jwks(url),
+            JwksOptions {
+                min_refresh_interval: Duration::ZERO,
+                // Always stale: every lookup wants a refresh.
+                max_age: Duration::ZERO,
+                http_timeout: Duration::from_secs(30),
+            },
+        ));
+        cache.load().await.unwrap();
+        hang.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // The first request starts a fetch that hangs.
+        let first = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.key(Some("test-key-a")).await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!first.is_finished());
+        // Others are answered from the last good keys at once.
+        let known = tokio::time::timeout(Duration::from_secs(1), cache.key(Some("test-key-a")))
+            .await
+            .expect("a known kid does not wait for the fetch");
+        assert!(known.is_ok());
+        let unknown = tokio::time::timeout(Duration::from_secs(1), cache.key(Some("other")))
+            .await
+            .expect("an unknown kid does not wait for the fetch");
+        assert!(matches!(unknown, Err(AuthError::UnknownKey(_))));
+        first.abort();
     }
 }
