@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod env;
 pub mod metrics;
 pub mod path;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::FutureExt;
@@ -181,7 +181,33 @@ async fn route(
     outcome.api = Some(route.id.clone());
     tracing::Span::current().record("api", route.id.as_str());
     let rest = rest.to_string();
-    let rules = route.rules(req.method(), &rest);
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if let (Some(cors), Some(origin)) = (&route.api.cors, &origin) {
+        if req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return crate::cors::preflight(cors, origin, req.headers());
+        }
+    }
+    let mut resp = serve_api(gw, client, req, route, &rest, request_id, outcome).await;
+    if let (Some(cors), Some(origin)) = (&route.api.cors, &origin) {
+        crate::cors::decorate(cors, origin, resp.headers_mut());
+    }
+    resp
+}
+
+async fn serve_api(
+    gw: &Gateway,
+    client: SocketAddr,
+    req: Request,
+    route: &Route,
+    rest: &str,
+    request_id: &str,
+    outcome: &mut Outcome,
+) -> Response {
+    let rules = route.rules(req.method(), rest);
 
     // Who is calling.
     let user = match bearer(req.headers()) {
@@ -236,7 +262,7 @@ async fn route(
         rate_headers = Some(headers);
     }
 
-    let mut resp = forward(gw, route, &rest, client, req, request_id, outcome).await;
+    let mut resp = forward(gw, route, rest, client, req, request_id, outcome).await;
     if let Some(h) = rate_headers {
         set_headers(resp.headers_mut(), &h);
     }

@@ -709,3 +709,72 @@ async fn server_sent_events_arrive_as_they_are_sent() {
         .to_bytes();
     assert_eq!(&rest[..], b"data: event 1\n\ndata: event 2\n\n");
 }
+
+#[tokio::test]
+async fn cors_preflights_are_answered_by_the_gateway() {
+    let h = Harness::start().await;
+    let backend = echo_backend("svc").await;
+    let mut api = rest_api("svc", "/api/svc", backend);
+    api["cors"] = json!({
+        "origins": ["https://app.example"], "methods": ["GET", "POST"],
+        "headers": ["authorization", "content-type"], "credentials": true, "max_age_seconds": 600
+    });
+    h.put_api(api).await;
+    let public = h.gw.public;
+    let pre = move |origin: &'static str, method: &'static str| async move {
+        let headers = vec![
+            ("origin".to_string(), origin.to_string()),
+            (
+                "access-control-request-method".to_string(),
+                method.to_string(),
+            ),
+        ];
+        send(
+            public,
+            "OPTIONS",
+            "/api/svc/1.0.0/things",
+            &headers,
+            Body::empty(),
+        )
+        .await
+    };
+    let (status, headers, _) = pre("https://app.example", "POST").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(headers["access-control-allow-methods"], "GET, POST");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "authorization, content-type"
+    );
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    assert_eq!(headers["access-control-max-age"], "600");
+    let (status, _, _) = pre("https://evil.example", "POST").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = pre("https://app.example", "DELETE").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let token = h.idp.token("u", &[]);
+    let (status, headers, _) = h
+        .get(
+            "/api/svc/1.0.0/things",
+            Some(&token),
+            &[("origin", "https://app.example")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(headers.get_all("vary").iter().any(|v| v == "Origin"));
+    let (_, headers, _) = h
+        .get(
+            "/api/svc/1.0.0/things",
+            Some(&token),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert!(headers.get("access-control-allow-origin").is_none());
+}
