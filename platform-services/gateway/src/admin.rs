@@ -75,14 +75,16 @@ fn unprocessable(e: Invalid) -> Response {
     .into_response()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("not a valid body: {e}"),
+        Box::new(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("not a valid body: {e}"),
+            )
+            .into_response(),
         )
-        .into_response()
     })
 }
 
@@ -102,15 +104,17 @@ fn not_found(id: &str) -> Response {
 }
 
 /// Persists `table`, then makes it the one requests see.
-fn commit(gw: &Gateway, table: RouteTable) -> Result<(), Response> {
+fn commit(gw: &Gateway, table: RouteTable) -> Result<(), Box<Response>> {
     if let Err(e) = gw.store.save(&table) {
         tracing::error!(error = %e, path = %gw.store.path().display(), "could not store the route table");
-        return Err(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            "the route table could not be stored; nothing changed",
-        )
-        .into_response());
+        return Err(Box::new(
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_failed",
+                "the route table could not be stored; nothing changed",
+            )
+            .into_response(),
+        ));
     }
     gw.table.store(Arc::new(Compiled::new(table)));
     gw.routes_ok.store(true, Ordering::Release);
@@ -121,7 +125,7 @@ fn commit(gw: &Gateway, table: RouteTable) -> Result<(), Response> {
 async fn replace(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
     let table: RouteTable = match parse(&body) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(e) = validate_table(&table) {
         return unprocessable(e);
@@ -132,14 +136,14 @@ async fn replace(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
             tracing::info!(apis = table.apis.len(), "route table replaced");
             axum::Json(table).into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn put_one(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, body: Bytes) -> Response {
     let api: Api = match parse(&body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(e) = validate_api(&api, "") {
         return unprocessable(e);
@@ -176,7 +180,7 @@ async fn put_one(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, body: B
         return unprocessable(e);
     }
     if let Err(r) = commit(&gw, table) {
-        return r;
+        return *r;
     }
     tracing::info!(api = %id, created, "API published");
     let status = if created {
@@ -196,7 +200,7 @@ async fn delete_one(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> R
         return not_found(&id);
     }
     if let Err(r) = commit(&gw, table) {
-        return r;
+        return *r;
     }
     tracing::info!(api = %id, "API deleted");
     StatusCode::NO_CONTENT.into_response()

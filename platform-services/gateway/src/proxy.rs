@@ -229,7 +229,7 @@ async fn serve_api(
         outcome.subject = Some(u.username.clone());
     }
     if let Err(r) = authorize(rules.access, user.as_ref()) {
-        return r;
+        return *r;
     }
 
     // Throttling, per subject (per client address when anonymous).
@@ -290,24 +290,27 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, ()> {
     Ok(Some(token.trim().to_string()))
 }
 
-fn authorize(access: &Access, user: Option<&User>) -> Result<(), Response> {
+fn authorize(access: &Access, user: Option<&User>) -> Result<(), Box<Response>> {
     let Some(user) = user else {
         if access.anonymous {
             return Ok(());
         }
-        return Err(unauthorized("this API needs a bearer token", false));
+        return Err(Box::new(unauthorized(
+            "this API needs a bearer token",
+            false,
+        )));
     };
     if access.roles.is_empty() || access.roles.iter().any(|r| user.has_role(r)) {
         return Ok(());
     }
-    Err(problem(
+    Err(Box::new(problem(
         StatusCode::FORBIDDEN,
         "forbidden",
         format!(
             "this operation requires one of the roles: {}",
             access.roles.join(", ")
         ),
-    ))
+    )))
 }
 
 /// Request headers a client must never be able to set: identity is the verified token's.

@@ -253,7 +253,7 @@ impl Compiled {
     /// `table` must have passed [`validate_table`].
     pub fn new(table: RouteTable) -> Self {
         let mut routes: Vec<Route> = table.apis.iter().cloned().map(Route::new).collect();
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Self { table, routes }
     }
 
