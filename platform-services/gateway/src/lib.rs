@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod store;
 pub mod table;
 pub mod throttle;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

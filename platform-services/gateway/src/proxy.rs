@@ -63,10 +63,10 @@ async fn readiness(State(gw): State<Arc<Gateway>>) -> Response {
 
 /// What the access log reports about one request.
 #[derive(Default)]
-struct Outcome {
-    api: Option<String>,
-    subject: Option<String>,
-    upstream_ms: Option<f64>,
+pub(crate) struct Outcome {
+    pub api: Option<String>,
+    pub subject: Option<String>,
+    pub upstream_ms: Option<f64>,
 }
 
 async fn handle(
@@ -207,14 +207,32 @@ async fn serve_api(
     request_id: &str,
     outcome: &mut Outcome,
 ) -> Response {
+    let mut req = req;
     let rules = route.rules(req.method(), rest);
+    let upgrade =
+        route.api.kind == ApiKind::Websocket && crate::websocket::is_upgrade(req.headers());
+    let ws_token = if upgrade {
+        crate::websocket::take_token(&mut req)
+    } else {
+        None
+    };
 
     // Who is calling.
-    let user = match bearer(req.headers()) {
+    let token = match bearer(req.headers()) {
+        Ok(None) => Ok(ws_token),
+        other => other,
+    };
+    let user = match token {
         Err(()) => return unauthorized("the Authorization header is not `Bearer <token>`", true),
         Ok(None) => None,
         Ok(Some(token)) => match gw.verifier.user(&token).await {
-            Ok(u) => Some(u),
+            Ok(u) => {
+                // The verified token goes upstream as a bearer, wherever the client put it.
+                if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                    req.headers_mut().insert(header::AUTHORIZATION, v);
+                }
+                Some(u)
+            }
             Err(AuthError::KeysUnavailable(_)) => {
                 return problem(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -262,7 +280,11 @@ async fn serve_api(
         rate_headers = Some(headers);
     }
 
-    let mut resp = forward(gw, route, rest, client, req, request_id, outcome).await;
+    let mut resp = if upgrade {
+        crate::websocket::forward(gw, route, rest, client, req, request_id, outcome).await
+    } else {
+        forward(gw, route, rest, client, req, request_id, outcome).await
+    };
     if let Some(h) = rate_headers {
         set_headers(resp.headers_mut(), &h);
     }
@@ -314,7 +336,7 @@ fn authorize(access: &Access, user: Option<&User>) -> Result<(), Box<Response>> 
 }
 
 /// Request headers a client must never be able to set: identity is the verified token's.
-fn is_identity_header(name: &str) -> bool {
+pub(crate) fn is_identity_header(name: &str) -> bool {
     name == "x-jwt-assertion"
         || name == "x-forwarded-user"
         || name.starts_with("x-user")
@@ -339,7 +361,7 @@ fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// Drops hop-by-hop headers, and those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -463,7 +485,7 @@ async fn forward(
     Response::from_parts(rparts, body)
 }
 
-fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, String> {
+pub(crate) fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, String> {
     let mut s = String::with_capacity(route.origin.len() + route.base_path.len() + rest.len() + 1);
     s.push_str(&route.origin);
     s.push_str(&route.base_path);
@@ -476,7 +498,7 @@ fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, S
         .map_err(|e| format!("cannot build the backend URL: {e}"))
 }
 
-fn set_forwarded(
+pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     client: SocketAddr,
     host: Option<HeaderValue>,

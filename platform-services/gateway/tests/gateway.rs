@@ -778,3 +778,112 @@ async fn cors_preflights_are_answered_by_the_gateway() {
         .await;
     assert!(headers.get("access-control-allow-origin").is_none());
 }
+
+/// A WebSocket backend echoing each text message with what its handshake carried.
+async fn ws_backend() -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut seen = String::new();
+                let ws = tokio_tungstenite::accept_hdr_async(
+                    stream,
+                    |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                        let h = |n: &str| {
+                            req.headers()
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-")
+                                .to_string()
+                        };
+                        seen = format!(
+                            "uri={} auth={} proto={}",
+                            req.uri(),
+                            h("authorization"),
+                            h("sec-websocket-protocol")
+                        );
+                        Ok(resp)
+                    },
+                )
+                .await;
+                let Ok(mut ws) = ws else { return };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg {
+                        let reply = format!("echo:{} {seen}", t.as_str());
+                        if ws.send(Message::text(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn websocket_round_trip_with_token_in_query_and_in_subprotocol() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let h = Harness::start().await;
+    let backend = ws_backend().await;
+    h.put_api(json!({
+        "name": "events", "context": "/ws/events", "version": "1.0.0", "kind": "websocket",
+        "backend_url": format!("http://{backend}"),
+        "timeouts": {"connect_ms": 500, "response_ms": 2000, "idle_ms": 5000}
+    }))
+    .await;
+    let token = h.idp.token("wsuser", &[]);
+    let base = format!("ws://{}/ws/events/1.0.0/stream", h.gw.public);
+
+    // Token in the query: removed from the URL, sent upstream as a bearer.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{base}?room=1&access_token={token}"))
+            .await
+            .expect("upgrade through the gateway");
+    ws.send(Message::text("hi")).await.unwrap();
+    let reply = ws
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_text()
+        .unwrap()
+        .to_string();
+    assert!(reply.starts_with("echo:hi uri=/stream?room=1 "), "{reply}");
+    assert!(reply.contains(&format!("auth=Bearer {token}")), "{reply}");
+    assert!(!reply.contains("access_token"), "{reply}");
+
+    // Token in Sec-WebSocket-Protocol (`bearer, <token>`): stripped, `bearer` answered.
+    let mut req = base.clone().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("bearer, {token}").parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade with subprotocol token");
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "bearer");
+    ws.send(Message::text("yo")).await.unwrap();
+    let reply = ws
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_text()
+        .unwrap()
+        .to_string();
+    assert!(reply.contains(&format!("auth=Bearer {token}")), "{reply}");
+    assert!(reply.contains("proto=-"), "{reply}");
+
+    // No token: refused before any upgrade.
+    let err = tokio_tungstenite::connect_async(base.clone())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+}
