@@ -780,6 +780,8 @@ async fn cors_preflights_are_answered_by_the_gateway() {
 }
 
 /// A WebSocket backend echoing each text message with what its handshake carried.
+// The handshake callback's error type is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
 async fn ws_backend() -> SocketAddr {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
