@@ -7,6 +7,7 @@ pub mod body;
 pub mod config;
 pub mod cors;
 pub mod env;
+pub mod graphql;
 pub mod metrics;
 pub mod path;
 pub mod proxy;

@@ -280,6 +280,15 @@ async fn serve_api(
         rate_headers = Some(headers);
     }
 
+    if let Some(settings) = &route.api.graphql {
+        if let Some(r) = crate::graphql::schema(settings, req.method(), rest) {
+            return r;
+        }
+        req = match crate::graphql::check(settings, req).await {
+            Ok(r) => r,
+            Err(r) => return *r,
+        };
+    }
     let mut resp = if upgrade {
         crate::websocket::forward(gw, route, rest, client, req, request_id, outcome).await
     } else {

@@ -889,3 +889,53 @@ async fn websocket_round_trip_with_token_in_query_and_in_subprotocol() {
         .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 }
+
+#[tokio::test]
+async fn graphql_limits_are_enforced_before_forwarding() {
+    let h = Harness::start().await;
+    let backend = echo_backend("gql").await;
+    h.put_api(json!({
+        "name": "ledger-graphql", "context": "/graphql/ledger", "version": "1.0.0", "kind": "graphql",
+        "backend_url": format!("http://{backend}/graphql"),
+        "access": {"anonymous": true},
+        "graphql": {"max_query_bytes": 200, "max_depth": 3, "schema": "type Query { a: A }"}
+    }))
+    .await;
+    let post = |query: String| {
+        let public = h.gw.public;
+        async move {
+            let headers = vec![("content-type".to_string(), "application/json".to_string())];
+            let body = Body::from(json!({"query": query, "variables": {}}).to_string());
+            send(public, "POST", "/graphql/ledger/1.0.0", &headers, body).await
+        }
+    };
+    let (status, _, body) = post("{ a { b { c } } }".into()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json_body(&body)["path"], "/graphql/");
+    let (status, _, body) = post("mutation { a { b { c { d } } } }".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(&body)["code"], "query_too_deep");
+    let (status, _, body) = post(format!("{{ a {} }}", " ".repeat(300))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(&body)["code"], "query_too_large");
+    let (status, _, body) = post(format!("{{ a(x: \"{}\") }}", "x".repeat(100_000))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) = h.get("/graphql/ledger/1.0.0?query=%7B%20a%20%7B%20b%20%7B%20c%20%7B%20d%20%7D%20%7D%20%7D%20%7D", None, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(json_body(&body)["code"], "query_too_deep");
+    let (status, _, body) = h
+        .get("/graphql/ledger/1.0.0?query=%7B+a+%7D", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, headers, body) = h
+        .get("/graphql/ledger/1.0.0/schema.graphql", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "type Query { a: A }");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/graphql")
+    );
+}
