@@ -49,7 +49,7 @@ pub async fn check(settings: &GraphqlSettings, req: Request) -> Result<Request, 
             })
         });
         if let Some(q) = query {
-            limits(settings, &q).map_err(Box::new)?;
+            limits(settings, &q)?;
         }
         return Ok(req);
     }
@@ -82,13 +82,13 @@ pub async fn check(settings: &GraphqlSettings, req: Request) -> Result<Request, 
             "the body has no `query` string",
         )));
     };
-    limits(settings, q).map_err(Box::new)?;
+    limits(settings, q)?;
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-fn limits(settings: &GraphqlSettings, query: &str) -> Result<(), Response> {
+fn limits(settings: &GraphqlSettings, query: &str) -> Result<(), Box<Response>> {
     if query.len() > settings.max_query_bytes {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::BAD_REQUEST,
             "query_too_large",
             format!(
@@ -96,24 +96,24 @@ fn limits(settings: &GraphqlSettings, query: &str) -> Result<(), Response> {
                 query.len(),
                 settings.max_query_bytes
             ),
-        ));
+        )));
     }
     let d = depth(query).map_err(|e| {
-        problem(
+        Box::new(problem(
             StatusCode::BAD_REQUEST,
             "invalid_query",
             format!("not a GraphQL query: {e}"),
-        )
+        ))
     })?;
     if d > settings.max_depth {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::BAD_REQUEST,
             "query_too_deep",
             format!(
                 "the query is {d} levels deep; this API allows {}",
                 settings.max_depth
             ),
-        ));
+        )));
     }
     Ok(())
 }
