@@ -225,6 +225,15 @@ async fn serve_api(
     let user = match token {
         Err(()) => return unauthorized("the Authorization header is not `Bearer <token>`", true),
         Ok(None) => None,
+        // Until the IdP's keys are first loaded, fail fast rather than queue behind the
+        // fetch that is retrying in the background.
+        Ok(Some(_)) if !gw.keys_ok.load(Ordering::Acquire) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                "the identity provider's keys have not been loaded yet",
+            );
+        }
         Ok(Some(token)) => match gw.verifier.user(&token).await {
             Ok(u) => {
                 // The verified token goes upstream as a bearer, wherever the client put it.
