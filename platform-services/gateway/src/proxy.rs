@@ -441,15 +441,21 @@ async fn forward(
             headers.insert(k.clone(), v.clone());
         }
     }
+    let t = &api.timeouts;
+    let deadline = t
+        .total_ms
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    // A client that stops sending its body mid-way is cut after the idle timeout too.
+    let body = axum::body::Body::new(TimedBody::new(
+        body,
+        Duration::from_millis(t.idle_ms),
+        deadline,
+    ));
     let mut up = axum::http::Request::new(body);
     *up.method_mut() = parts.method.clone();
     *up.uri_mut() = uri;
     *up.headers_mut() = headers;
 
-    let t = &api.timeouts;
-    let deadline = t
-        .total_ms
-        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     let head_wait = Duration::from_millis(
         t.total_ms
             .map_or(t.response_ms, |tot| tot.min(t.response_ms)),

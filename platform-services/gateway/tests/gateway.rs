@@ -190,6 +190,16 @@ async fn echo_backend(name: &'static str) -> SocketAddr {
             }),
         )
         .route(
+            "/upload",
+            axum::routing::post(|req: Request| async move {
+                // Counted as it streams in: no extractor limit in the way.
+                let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                bytes.len().to_string()
+            }),
+        )
+        .route(
             "/sse",
             get(|| async {
                 let stream = futures_util::stream::unfold(0u32, |i| async move {
@@ -301,6 +311,20 @@ async fn routes_with_query_forwarded_headers_request_id_and_traceparent() {
     let generated = headers["x-request-id"].to_str().unwrap().to_string();
     assert_ne!(generated, "bad id with spaces");
     assert_eq!(json_body(&body)["headers"]["x-request-id"], generated);
+
+    // A request body is passed through whole.
+    let big = vec![b'x'; 3 << 20];
+    let auth = vec![("authorization".to_string(), format!("Bearer {token}"))];
+    let (status, _, body) = send(
+        h.gw.public,
+        "POST",
+        "/api/forex/1.0.0/upload",
+        &auth,
+        Body::from(big),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, (3 << 20).to_string());
 
     // Unknown route.
     let (status, headers, body) = h.get("/api/nothing/1.0.0/x", Some(&token), &[]).await;
