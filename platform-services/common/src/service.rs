@@ -457,8 +457,14 @@ async fn migrate_cmd(spec: &ServiceSpec) -> Result<(), Failure> {
 /// `GET /health` over a raw socket: images have no curl, and this needs no HTTP client.
 async fn healthcheck() -> Result<ExitCode, Failure> {
     let cfg = HttpConfig::from_env(&ProcessEnv)?;
+    Ok(probe_health(cfg.port).await)
+}
+
+/// Exit 0 if `GET http://127.0.0.1:<port>/health` answers 200 within 3 s, else 1 with the
+/// reason on stderr: the `healthcheck` command of every image (the services', the gateway's).
+pub async fn probe_health(port: u16) -> ExitCode {
     let probe = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", cfg.port)).await?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await?;
         let mut buf = [0u8; 64];
@@ -466,18 +472,18 @@ async fn healthcheck() -> Result<ExitCode, Failure> {
         Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).to_string())
     };
     match tokio::time::timeout(Duration::from_secs(3), probe).await {
-        Ok(Ok(head)) if head.split_whitespace().nth(1) == Some("200") => Ok(ExitCode::SUCCESS),
+        Ok(Ok(head)) if head.split_whitespace().nth(1) == Some("200") => ExitCode::SUCCESS,
         Ok(Ok(head)) => {
             eprintln!("unhealthy: {}", head.lines().next().unwrap_or(""));
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
         Ok(Err(e)) => {
             eprintln!("unhealthy: {e}");
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
         Err(_) => {
             eprintln!("unhealthy: no answer within 3s");
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
     }
 }

@@ -1,11 +1,9 @@
 //! `gateway [serve|healthcheck]`: the built-in API gateway.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use gateway::{GatewayConfig, env};
 use platform_common::config::ProcessEnv;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "The finctl API gateway\n\nUsage: gateway [COMMAND]\n\nCommands:\n  \
 serve        Serve the public listener on $PORT and the admin API on $ADMIN_PORT (the default)\n  \
@@ -74,36 +72,13 @@ async fn run() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `GET /health` over a raw socket: the image has no curl.
+/// `GET /health` on the public port, as every service image does it.
 async fn healthcheck() -> ExitCode {
-    let port = match gateway::config::port(&ProcessEnv, env::PORT, env::DEFAULT_PORT) {
-        Ok(p) => p,
+    match gateway::config::port(&ProcessEnv, env::PORT, env::DEFAULT_PORT) {
+        Ok(port) => platform_common::service::probe_health(port).await,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let probe = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(3), probe).await {
-        Ok(Ok(head)) if head.split_whitespace().nth(1) == Some("200") => ExitCode::SUCCESS,
-        Ok(Ok(head)) => {
-            eprintln!("unhealthy: {}", head.lines().next().unwrap_or(""));
-            ExitCode::from(1)
-        }
-        Ok(Err(e)) => {
-            eprintln!("unhealthy: {e}");
-            ExitCode::from(1)
-        }
-        Err(_) => {
-            eprintln!("unhealthy: no answer within 3s");
-            ExitCode::from(1)
+            ExitCode::from(2)
         }
     }
 }

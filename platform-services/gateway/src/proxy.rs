@@ -411,29 +411,12 @@ async fn forward(
 ) -> Response {
     let api = &route.api;
     let (mut parts, body) = req.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned();
     let uri = match upstream_uri(route, rest, parts.uri.query()) {
         Ok(u) => u,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_path", e),
     };
     let mut headers = std::mem::take(&mut parts.headers);
-    strip_hop_by_hop(&mut headers);
-    let identity: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_identity_header(k.as_str()))
-        .cloned()
-        .collect();
-    for n in identity {
-        headers.remove(n);
-    }
-    headers.remove(header::HOST);
-    set_forwarded(
-        &mut headers,
-        client,
-        original_host,
-        &route.prefix,
-        request_id,
-    );
+    prepare_upstream_headers(&mut headers, client, &route.prefix, request_id);
     // With trace export on, the backend continues this request's span; otherwise the
     // client's traceparent passes through untouched.
     for (k, v) in platform_common::telemetry::trace_headers().iter() {
@@ -507,6 +490,28 @@ async fn forward(
             .insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
     Response::from_parts(rparts, body)
+}
+
+/// What every upstream request's headers go through, HTTP and WebSocket alike: hop-by-hop
+/// and client-sent identity headers dropped, `Host` replaced by `X-Forwarded-Host`, and the
+/// `X-Forwarded-*` and request id set.
+pub(crate) fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    client: SocketAddr,
+    prefix: &str,
+    request_id: &str,
+) {
+    let host = headers.remove(header::HOST);
+    strip_hop_by_hop(headers);
+    let identity: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for n in identity {
+        headers.remove(n);
+    }
+    set_forwarded(headers, client, host, prefix, request_id);
 }
 
 pub(crate) fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, String> {

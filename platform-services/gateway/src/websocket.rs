@@ -20,9 +20,7 @@ use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::Gateway;
-use crate::proxy::{
-    Outcome, is_identity_header, problem, set_forwarded, strip_hop_by_hop, upstream_uri,
-};
+use crate::proxy::{Outcome, prepare_upstream_headers, problem, strip_hop_by_hop, upstream_uri};
 use crate::table::Route;
 
 /// The client offered the `bearer` subprotocol marker.
@@ -107,18 +105,7 @@ pub(crate) async fn forward(
         Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_path", e),
     };
     let mut headers = parts.headers;
-    let host = headers.get(header::HOST).cloned();
-    strip_hop_by_hop(&mut headers);
-    let identity: Vec<_> = headers
-        .keys()
-        .filter(|k| is_identity_header(k.as_str()))
-        .cloned()
-        .collect();
-    for n in identity {
-        headers.remove(n);
-    }
-    headers.remove(header::HOST);
-    set_forwarded(&mut headers, client, host, &route.prefix, request_id);
+    prepare_upstream_headers(&mut headers, client, &route.prefix, request_id);
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     let mut up = axum::http::Request::new(Body::empty());
