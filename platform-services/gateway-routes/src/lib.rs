@@ -4,8 +4,8 @@
 //!
 //! Everything here is resolved: no policy names to look up, no defaults left to apply, so
 //! the gateway never needs `api-config.yaml` and the publisher never needs the gateway.
-//! This crate is serde types and their invariants only; it must not depend on any other
-//! crate of the workspace.
+//! This crate is serde types and their invariants ([`validate`], [`path`]) only; it must not
+//! depend on any other crate of the workspace.
 //!
 //! JSON shapes on the admin API (listener `ADMIN_PORT`, `Authorization: Bearer $GATEWAY_ADMIN_TOKEN`):
 //!
@@ -18,6 +18,9 @@
 //! | `PUT /admin/apis`             | `RouteTable`    | 200, the whole table replaced  |
 //!
 //! `{id}` is [`Api::id`]: `<name>:<version>` percent-encoded as a path segment.
+
+pub mod path;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@ pub mod cors;
 pub mod env;
 pub mod graphql;
 pub mod metrics;
-pub mod path;
+pub use gateway_routes::path;
 pub mod proxy;
 pub mod store;
 pub mod table;

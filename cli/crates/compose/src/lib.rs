@@ -47,6 +47,7 @@ mod tests;
 
 pub use discovery::{COMPOSE_NAMES, Discovery, STDIN, compose_names, split_paths};
 pub use healthcheck::Healthcheck;
+pub use line_index::{LineIndex, Segment, display_path};
 pub use load::{LoadOptions, load};
 pub use model::{Network, Resource, Stack, Volume};
 pub use mount::{Mount, MountSource};

@@ -30,6 +30,27 @@ pub const HOME: &str = "HOME";
 /// Standard: XDG cache root.
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 
+/// `finctl publish-apis` (builtin) and `finctl up`: the built-in gateway's admin API
+/// (default: the gateway service's published ADMIN_PORT on 127.0.0.1).
+pub const FINCTL_GATEWAY_ADMIN_URL: &str = "FINCTL_GATEWAY_ADMIN_URL";
+/// The built-in gateway's admin token; read as the Compose file passes it to the gateway
+/// (the environment, else `compose/.env`).
+pub const GATEWAY_ADMIN_TOKEN: &str = "GATEWAY_ADMIN_TOKEN";
+/// `publish-apis --target wso2`: WSO2 API Manager's base URL (default `https://127.0.0.1:9443`).
+pub const FINCTL_WSO2_URL: &str = "FINCTL_WSO2_URL";
+/// `--target wso2`: the user that registers finctl's client and publishes (default `admin`).
+pub const FINCTL_WSO2_USERNAME: &str = "FINCTL_WSO2_USERNAME";
+/// `--target wso2`: that user's password (default `admin`, WSO2's out-of-the-box one).
+pub const FINCTL_WSO2_PASSWORD: &str = "FINCTL_WSO2_PASSWORD";
+/// `--target wso2`: the gateway environment revisions are deployed to (default `Default`).
+pub const FINCTL_WSO2_GATEWAY_ENV: &str = "FINCTL_WSO2_GATEWAY_ENV";
+/// `--target wso2`: `1` accepts WSO2's self-signed TLS certificate.
+pub const FINCTL_WSO2_INSECURE_TLS: &str = "FINCTL_WSO2_INSECURE_TLS";
+/// `publish-apis --target kong`: Kong's admin API (default `http://127.0.0.1:8001`).
+pub const FINCTL_KONG_ADMIN_URL: &str = "FINCTL_KONG_ADMIN_URL";
+/// `--target kong`: sent as `Kong-Admin-Token` when set (Kong Enterprise RBAC).
+pub const FINCTL_KONG_ADMIN_TOKEN: &str = "FINCTL_KONG_ADMIN_TOKEN";
+
 /// A variable users set, with the one line `--help` says about it.
 #[derive(Debug, Clone, Copy)]
 pub struct Documented {
@@ -66,6 +87,42 @@ pub const DOCUMENTED: &[Documented] = &[
     Documented {
         name: COMPOSE_PATH_SEPARATOR,
         help: "the separator of COMPOSE_FILE's paths (default :)",
+    },
+    Documented {
+        name: FINCTL_GATEWAY_ADMIN_URL,
+        help: "publish-apis: the built-in gateway's admin API (default: its published port)",
+    },
+    Documented {
+        name: GATEWAY_ADMIN_TOKEN,
+        help: "the built-in gateway's admin token (default: compose/.env)",
+    },
+    Documented {
+        name: FINCTL_WSO2_URL,
+        help: "publish-apis --target wso2: API Manager's URL (default: https://127.0.0.1:9443)",
+    },
+    Documented {
+        name: FINCTL_WSO2_USERNAME,
+        help: "--target wso2: the publishing user (default: admin)",
+    },
+    Documented {
+        name: FINCTL_WSO2_PASSWORD,
+        help: "--target wso2: its password (default: admin)",
+    },
+    Documented {
+        name: FINCTL_WSO2_GATEWAY_ENV,
+        help: "--target wso2: the gateway environment to deploy to (default: Default)",
+    },
+    Documented {
+        name: FINCTL_WSO2_INSECURE_TLS,
+        help: "--target wso2: 1 accepts API Manager's self-signed certificate",
+    },
+    Documented {
+        name: FINCTL_KONG_ADMIN_URL,
+        help: "publish-apis --target kong: Kong's admin API (default: http://127.0.0.1:8001)",
+    },
+    Documented {
+        name: FINCTL_KONG_ADMIN_TOKEN,
+        help: "--target kong: sent as Kong-Admin-Token when set",
     },
     Documented {
         name: DOCKER_HOST,
