@@ -92,7 +92,7 @@ pub enum Commands {
     #[command(after_help = "\
 Examples:
   finctl up --offline                    the whole platform, from locally built images
-  finctl up --offline --profile gateway  the platform and the API gateway
+  finctl up --offline --no-publish       leave the gateway's routes as they are
   finctl up --offline payment            payment (and what it depends on)
   finctl up --offline --build            build missing images first
   finctl up --offline --timeout 2m
@@ -198,6 +198,30 @@ Examples:
   finctl redis -- --scan --pattern 'session:*'")]
     Redis(ShellArgs),
 
+    /// Publish api-config.yaml's APIs to the API gateway: validate, plan, then change only what differs.
+    ///
+    /// The file is checked first (unknown keys, missing fields, duplicate name+version or
+    /// context+version, contexts, backend URLs, policy and role names): every problem is
+    /// shown with file, line and value, and nothing is published (exit 2). Then each API is
+    /// compared with the target's: create, update (the fields that differ), unchanged, or
+    /// with --prune delete (only APIs finctl published). A second run changes nothing.
+    #[command(after_help = "\
+Targets:
+  builtin  the stack's own gateway (admin API: FINCTL_GATEWAY_ADMIN_URL, else its published port)
+  wso2     WSO2 API Manager 4.x (FINCTL_WSO2_URL, FINCTL_WSO2_USERNAME, FINCTL_WSO2_PASSWORD)
+  kong     Kong's admin API (FINCTL_KONG_ADMIN_URL)
+
+JSON (--json): {config, dry_run, target, location, changes: [{id, name, version, context,
+kind, action, fields}], prunable, foreign, applied}.
+
+Examples:
+  finctl publish-apis --dry-run               show what would change
+  finctl publish-apis                         publish to the built-in gateway
+  finctl publish-apis --prune                 also delete APIs removed from the file
+  finctl publish-apis --config my-apis.yaml --json | jq -r '.changes[].action'
+  finctl publish-apis --target kong")]
+    PublishApis(PublishArgs),
+
     /// List or create Kafka topics with the broker container's own tool (tansu or rpk).
     #[command(after_help = "\
 JSON (--json, list): an array of {topic, partitions}.
@@ -262,6 +286,10 @@ pub struct UpArgs {
     /// How long to wait for everything to be ready (e.g. 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
+
+    /// Do not publish api-config.yaml to the gateway once it is ready.
+    #[arg(long)]
+    pub no_publish: bool,
 
     /// Services to start (with their dependencies); default: every enabled service.
     pub services: Vec<String>,
@@ -431,6 +459,35 @@ pub enum TopicsCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         partitions: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Where to publish.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub target: PublishTarget,
+
+    /// The API configuration (default: api-config.yaml at the project's root).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the plan and stop; nothing is changed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also delete the APIs finctl published that the file no longer lists.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// `finctl publish-apis --target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublishTarget {
+    /// The stack's built-in gateway (platform-services/gateway).
+    Builtin,
 }
 
 #[derive(Debug, Args)]

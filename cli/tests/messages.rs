@@ -35,6 +35,7 @@ const COMMANDS: &[&[&str]] = &[
     &["topics"],
     &["topics", "list"],
     &["topics", "create"],
+    &["publish-apis"],
 ];
 
 const NO_DOCKER: &str = "unix:///nonexistent.sock";

@@ -7,6 +7,7 @@ mod exec;
 mod images;
 mod logs;
 mod ps;
+mod publish;
 mod restart;
 mod shells;
 mod topics;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Doctor(args) => doctor::doctor(&cli.global, args, printer).await,
         Commands::Sql(args) => shells::sql(&cli.global, args, printer).await,
         Commands::Redis(args) => shells::redis(&cli.global, args, printer).await,
+        Commands::PublishApis(args) => publish::publish_apis(&cli.global, args, printer).await,
         Commands::Topics(args) => topics::topics(&cli.global, args, printer).await,
     }
 }

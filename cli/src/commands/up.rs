@@ -26,6 +26,8 @@ pub async fn up(
     }
     let progress = Progress::new(printer.progress(), &plan.order);
     let endpoints = super::urls::endpoints(&stack);
+    let publish = !args.no_publish && super::publish::has_gateway(&stack, &plan.order);
+    let gateway_stack = publish.then(|| stack.clone());
     let report =
         finctl_orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
     if printer.json() {
@@ -94,6 +96,17 @@ pub async fn up(
             "  {:<12} {:<45} {}",
             endpoint.service, endpoint.url, endpoint.what
         ));
+    }
+    if let Some(stack) = gateway_stack.filter(|_| report.ok()) {
+        // After `up`, every route works: the gateway gets the project's APIs.
+        super::publish::publish_after_up(global, &stack, printer)
+            .await
+            .map_err(|err| {
+                err.context(
+                    "the stack is up, but publishing api-config.yaml to the gateway failed \
+                     (`finctl publish-apis` retries it; `finctl up --no-publish` skips it)",
+                )
+            })?;
     }
     Ok(if report.ok() {
         ExitStatus::Success

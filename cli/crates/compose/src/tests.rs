@@ -659,8 +659,8 @@ fn repository_stack_upstream() {
     assert_eq!(stack.project_name, "finctl");
     assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
     let enabled: Vec<&str> = stack.enabled_services().map(|s| s.name.as_str()).collect();
-    // The infrastructure and the six services with their workers; the gateway and the
-    // cluster nodes sit behind profiles.
+    // The infrastructure, the gateway, and the six services with their workers; the cluster
+    // nodes sit behind a profile.
     assert_eq!(
         enabled,
         [
@@ -668,6 +668,7 @@ fn repository_stack_upstream() {
             "cockroach-bootstrap",
             "forex",
             "forex-worker",
+            "gateway",
             "keycloak",
             "ledger",
             "ledger-worker",
@@ -724,12 +725,12 @@ fn repository_stack_upstream() {
         plan.waves[0],
         ["cockroach", "keycloak", "redis", "redpanda"]
     );
-    assert_eq!(plan.waves[1], ["cockroach-bootstrap"]);
+    assert_eq!(plan.waves[1], ["cockroach-bootstrap", "gateway"]);
 }
 
 #[test]
 fn repository_stack_offline_with_services() {
-    let stack = real_stack(true, &["services", "gateway"]);
+    let stack = real_stack(true, &["services"]);
     assert_eq!(stack.enabled_services().count(), 5 + 1 + 12);
 
     let cockroach = &stack.services["cockroach"];
