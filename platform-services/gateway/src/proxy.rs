@@ -411,6 +411,7 @@ async fn forward(
 ) -> Response {
     let api = &route.api;
     let (mut parts, body) = req.into_parts();
+    let rest = backend_rest(route, parts.uri.path(), rest);
     let uri = match upstream_uri(route, rest, parts.uri.query()) {
         Ok(u) => u,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_path", e),
@@ -514,11 +515,24 @@ pub(crate) fn prepare_upstream_headers(
     set_forwarded(headers, client, host, prefix, request_id);
 }
 
+/// The API's own path (`/api/graph/1.0.0`, no trailing slash) is the backend URL itself
+/// (`http://profile:8000/graphql`), as WSO2 maps a context root; below it, `rest` is appended.
+pub(crate) fn backend_rest<'a>(route: &Route, path: &str, rest: &'a str) -> &'a str {
+    if path == route.prefix && !route.base_path.is_empty() {
+        ""
+    } else {
+        rest
+    }
+}
+
 pub(crate) fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, String> {
     let mut s = String::with_capacity(route.origin.len() + route.base_path.len() + rest.len() + 1);
     s.push_str(&route.origin);
     s.push_str(&route.base_path);
     s.push_str(rest);
+    if route.base_path.is_empty() && rest.is_empty() {
+        s.push('/');
+    }
     if let Some(q) = query {
         s.push('?');
         s.push_str(q);
@@ -553,6 +567,37 @@ pub(crate) fn set_forwarded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_path_itself_is_the_backend_url_and_below_it_the_rest_is_appended() {
+        let table = crate::table::Compiled::new(gateway_routes::RouteTable {
+            apis: vec![
+                serde_json::from_value(serde_json::json!({"name": "g", "context": "/api/graph",
+                    "version": "1", "backend_url": "http://profile:8000/graphql"}))
+                .unwrap(),
+                serde_json::from_value(serde_json::json!({"name": "r", "context": "/api/r",
+                    "version": "1", "backend_url": "http://r:8000"}))
+                .unwrap(),
+            ],
+        });
+        let uri = |path: &str, query: Option<&str>| {
+            let (route, rest) = table.find(path).unwrap();
+            upstream_uri(route, backend_rest(route, path, rest), query)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            uri("/api/graph/1", Some("query=x")),
+            "http://profile:8000/graphql?query=x"
+        );
+        assert_eq!(uri("/api/graph/1/", None), "http://profile:8000/graphql/");
+        assert_eq!(
+            uri("/api/graph/1/schema", None),
+            "http://profile:8000/graphql/schema"
+        );
+        assert_eq!(uri("/api/r/1", None), "http://r:8000/");
+        assert_eq!(uri("/api/r/1/x", Some("y=1")), "http://r:8000/x?y=1");
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_dropped() {

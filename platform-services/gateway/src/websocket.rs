@@ -100,6 +100,7 @@ pub(crate) async fn forward(
     let offered_bearer = req.extensions().get::<OfferedBearer>().is_some();
     let client_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
+    let rest = crate::proxy::backend_rest(route, parts.uri.path(), rest);
     let uri = match upstream_uri(route, rest, parts.uri.query()) {
         Ok(u) => u,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_path", e),
