@@ -667,7 +667,9 @@ fn to_wso2(api: &Api) -> Value {
         ApiKind::Graphql => ("GRAPHQL", "http", api.backend_url.clone()),
         ApiKind::Websocket => ("WS", "ws", to_ws_url(&api.backend_url)),
     };
-    // `actionDuration` is the endpoint timeout in ms; `fault` makes a timeout an error.
+    // `actionDuration` is the endpoint timeout in ms; `fault` makes a timeout an error. These
+    // are the keys of the Publisher portal's Advanced Endpoint Configuration: the OpenAPI
+    // schema leaves `endpointConfig` free-form.
     let endpoint = json!({
         "url": url,
         "config": {
