@@ -8,7 +8,9 @@
 //! `/apis/change-lifecycle`, the `API`, `APIOperations`, `APICorsConfiguration`,
 //! `APIRevision`, `APIRevisionDeployment` and `Error` schemas), its DCR and password-grant
 //! token description, and the API Manager 4.x documentation (five revisions at most per API).
-//! The server is mounted under `/api/am/publisher/v4`, the 4.3+ base path.
+//! The snapshot read declares `info.version: v2` (API Manager 4.0/4.1); finctl and this
+//! server use the 4.3+ base path `/api/am/publisher/v4`, assuming these resources kept their
+//! shapes, which a real API Manager 4.3+ should confirm.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
