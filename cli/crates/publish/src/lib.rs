@@ -16,9 +16,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Depends on finctl-compose (line positions, durations) and finctl-error; never on Docker.
+//! [`wso2::Wso2`] is built from [`wso2::Wso2Config::from_env`] (`FINCTL_WSO2_*`).
+//!
+//! Depends on finctl-compose (line positions, durations), finctl-env and finctl-error; never on Docker.
 
 pub mod builtin;
 pub mod config;
 pub mod plan;
 pub mod target;
+pub mod wso2;
