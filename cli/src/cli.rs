@@ -488,6 +488,8 @@ pub struct PublishArgs {
 pub enum PublishTarget {
     /// The stack's built-in gateway (platform-services/gateway).
     Builtin,
+    /// WSO2 API Manager 4.x, through its publisher REST API.
+    Wso2,
 }
 
 #[derive(Debug, Args)]

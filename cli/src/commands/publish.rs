@@ -13,6 +13,7 @@ use finctl_publish::builtin::Builtin;
 use finctl_publish::config::{self, Resolved};
 use finctl_publish::plan::{self, Action, Plan};
 use finctl_publish::target::Target;
+use finctl_publish::wso2::{Wso2, Wso2Config};
 
 /// The Compose service that runs the built-in gateway.
 pub(super) const GATEWAY_SERVICE: &str = "gateway";
@@ -38,6 +39,7 @@ pub async fn publish_apis(
             let stack = super::compose::load(global, &args.stack, printer)?;
             Box::new(builtin(&stack)?)
         }
+        PublishTarget::Wso2 => Box::new(Wso2::new(Wso2Config::from_env())?),
     };
     printer.status(&format!(
         "Publishing {} API(s) from {} to {} at {}",
