@@ -474,11 +474,15 @@ async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
 }
 
 fn docker(args: &[&str]) {
-    let status = std::process::Command::new("docker")
+    let out = std::process::Command::new("docker")
         .args(args)
-        .status()
+        .output()
         .expect("docker");
-    assert!(status.success(), "docker {args:?}");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Takes the stack down again if this test brought it up (also when an assertion fails).

@@ -83,7 +83,14 @@ fn describe(service: &Service, target: u16, host: &str, port: u16) -> (String, S
                 "identity provider (OIDC)".into(),
             )
         }
-        8280 => (format!("http://{host}:{port}"), "API gateway".into()),
+        8280 => (
+            format!("http://{host}:{port}/api/<service>/1.0.0/"),
+            "API gateway".into(),
+        ),
+        _ if env("ADMIN_PORT").is_some_and(|p| p == target.to_string()) => (
+            format!("http://{host}:{port}/admin/apis"),
+            "gateway admin API (GATEWAY_ADMIN_TOKEN), /metrics".into(),
+        ),
         8000 => (format!("http://{host}:{port}/health"), "service API".into()),
         _ => (
             format!("http://{host}:{port}"),
