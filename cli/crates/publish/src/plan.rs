@@ -231,3 +231,122 @@ pub async fn apply(
     target.finish(&desired).await?;
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_routes::{FINCTL_OWNER, Throttle};
+
+    /// A target that keeps everything (like the builtin one); only `Plan::new` is exercised.
+    struct Keeps;
+
+    #[async_trait::async_trait]
+    impl Target for Keeps {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn location(&self) -> String {
+            "memory".into()
+        }
+        async fn list(&mut self) -> anyhow::Result<Vec<Remote>> {
+            Ok(Vec::new())
+        }
+        async fn create(&mut self, _: &Api) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn update(&mut self, _: &Remote, _: &Api, _: &[String]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn delete(&mut self, _: &Remote) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn api(name: &str, backend: &str) -> Api {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "context": format!("/api/{name}"), "version": "1",
+            "backend_url": backend, "owner": FINCTL_OWNER,
+        }))
+        .unwrap()
+    }
+
+    fn remote(api: Api, owned: bool) -> Remote {
+        Remote {
+            handle: api.id(),
+            owned,
+            api,
+        }
+    }
+
+    #[test]
+    fn each_api_is_created_updated_with_its_fields_or_left_unchanged() {
+        let mut changed = api("b", "http://b:2");
+        changed.throttle = Some(Throttle {
+            policy: "public".into(),
+            requests: 20,
+            period_seconds: 60,
+        });
+        let desired = [api("a", "http://a:1"), changed, api("c", "http://c:1")];
+        let on_target = [
+            remote(api("b", "http://b:1"), true),
+            remote(api("c", "http://c:1"), true),
+        ];
+        let plan = Plan::new(&Keeps, &desired, &on_target, false);
+        let rows: Vec<(&str, Action, Vec<String>)> = plan
+            .changes
+            .iter()
+            .map(|c| (c.id.as_str(), c.action, c.fields.clone()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a:1", Action::Create, vec![]),
+                (
+                    "b:1",
+                    Action::Update,
+                    vec!["backend_url".to_owned(), "throttle".to_owned()]
+                ),
+                ("c:1", Action::Unchanged, vec![]),
+            ]
+        );
+        assert_eq!(plan.summary(), "1 to create, 1 to update, 1 unchanged");
+    }
+
+    #[test]
+    fn prune_deletes_only_what_finctl_published() {
+        let desired = [api("a", "http://a:1")];
+        let on_target = [
+            remote(api("a", "http://a:1"), true),
+            remote(api("old", "http://o:1"), true),
+            remote(api("theirs", "http://t:1"), false),
+        ];
+        let kept = Plan::new(&Keeps, &desired, &on_target, false);
+        assert!(!kept.has_changes());
+        assert_eq!(kept.prunable, ["old:1"]);
+        assert_eq!(kept.foreign, ["theirs:1"]);
+
+        let pruned = Plan::new(&Keeps, &desired, &on_target, true);
+        let deletes: Vec<&str> = pruned
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(deletes, ["old:1"]);
+        assert_eq!(pruned.foreign, ["theirs:1"], "never someone else's");
+    }
+
+    #[test]
+    fn an_api_someone_else_created_is_adopted_by_an_update() {
+        let mut theirs = api("a", "http://a:1");
+        theirs.owner = None;
+        let plan = Plan::new(
+            &Keeps,
+            &[api("a", "http://a:1")],
+            &[remote(theirs, false)],
+            false,
+        );
+        assert_eq!(plan.changes[0].action, Action::Update);
+        assert_eq!(plan.changes[0].fields, ["owner"]);
+    }
+}
