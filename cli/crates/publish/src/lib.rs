@@ -16,9 +16,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`kong`] publishes to Kong Gateway 3.x (DB or DB-less) and registers the IdP's RSA key with it.
+//!
 //! Depends on finctl-compose (line positions, durations) and finctl-error; never on Docker.
 
 pub mod builtin;
 pub mod config;
+pub mod kong;
 pub mod plan;
 pub mod target;
