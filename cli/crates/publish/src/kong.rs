@@ -128,6 +128,19 @@ impl Kong {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
+        self.send(method, path, body, false)
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// One Admin API call; `None` for a 404 when `absent_ok` (an entity that is not there).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        absent_ok: bool,
+    ) -> anyhow::Result<Option<Value>> {
         let url = format!("{}{path}", self.config.admin_url);
         let mut request = self.http.request(method.clone(), &url);
         if let Some(token) = &self.config.admin_token {
@@ -147,13 +160,18 @@ impl Kong {
         })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        if absent_ok && status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if status.is_client_error() || status.is_server_error() {
             anyhow::bail!("{method} {url} answered {status}: {}", kong_error(&text));
         }
         if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
-            return Ok(Value::Null);
+            return Ok(Some(Value::Null));
         }
-        serde_json::from_str(&text).with_context(|| format!("{method} {url} answered non-JSON"))
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{method} {url} answered non-JSON"))
     }
 
     async fn mode(&mut self) -> anyhow::Result<Mode> {
@@ -372,22 +390,15 @@ impl Target for Kong {
             return Ok(());
         }
         let name = service_name(api);
-        let path = format!("/services/{name}");
-        let url = format!("{}{path}", self.config.admin_url);
-        match self.call(Method::GET, &path, None).await {
-            Ok(existing) if !is_finctls(&existing) => {
-                return Err(UserError::failure(
-                    format!("Kong already has a service {name} that finctl did not create"),
-                    "rename the API in api-config.yaml, or tag that service `finctl` to hand it over",
-                )
-                .into());
-            }
-            Ok(_) => {}
-            Err(err)
-                if err
-                    .to_string()
-                    .starts_with(&format!("GET {url} answered 404")) => {}
-            Err(err) => return Err(err),
+        let existing = self
+            .send(Method::GET, &format!("/services/{name}"), None, true)
+            .await?;
+        if existing.is_some_and(|service| !is_finctls(&service)) {
+            return Err(UserError::failure(
+                format!("Kong already has a service {name} that finctl did not create"),
+                "rename the API in api-config.yaml, or tag that service `finctl` to hand it over",
+            )
+            .into());
         }
         self.upsert(api).await
     }

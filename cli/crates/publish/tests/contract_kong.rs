@@ -859,3 +859,62 @@ async fn contract_kong_unreachable_admin_url_names_the_variable() {
     assert!(err.to_string().contains("http://127.0.0.1:9"), "{err}");
     assert!(finctl_error::hint_of(&err).is_some_and(|h| h.contains("FINCTL_KONG_ADMIN_URL")));
 }
+
+#[tokio::test]
+async fn contract_kong_refuses_to_take_over_an_untagged_service_of_the_same_name() {
+    let fake = Fake::start("postgres").await;
+    fake.state.lock().unwrap().services.push(json!({
+        "id": "foreign-1", "name": "payment-v1", "protocol": "http", "host": "x", "port": 80, "tags": null
+    }));
+    let err = publish(&mut fake.kong(), &[api("payment", json!({}))], false)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("payment-v1 that finctl did not create"),
+        "{err:#}"
+    );
+    assert!(
+        !fake.writes().iter().any(|w| w.starts_with("PUT /services")),
+        "{:?}",
+        fake.writes()
+    );
+}
+
+#[tokio::test]
+async fn contract_kong_removed_operation_deletes_its_route_and_plugins() {
+    let fake = Fake::start("postgres").await;
+    publish(&mut fake.kong(), &[api("payment", json!({}))], false)
+        .await
+        .unwrap();
+    let op_route = fake
+        .state
+        .lock()
+        .unwrap()
+        .routes
+        .iter()
+        .find(|r| r["name"] == "payment-v1-op1")
+        .unwrap()["id"]
+        .clone();
+    fake.clear_calls();
+
+    let plan = publish(
+        &mut fake.kong(),
+        &[api("payment", json!({ "operations": [] }))],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.changes[0].fields, ["operations"]);
+    let state = fake.state.lock().unwrap();
+    let names: Vec<&str> = state
+        .routes
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["payment-v1"]);
+    assert!(!state.plugins.iter().any(|p| p["route"]["id"] == op_route));
+    assert!(
+        fake_writes(&state.calls)
+            .contains(&format!("DELETE /routes/{}", op_route.as_str().unwrap()))
+    );
+}
