@@ -1,7 +1,8 @@
 //! Kong Gateway 3.x through its Admin API.
 //!
 //! One API is one Kong service (named `<name>-<version>`, slugged) with one route for
-//! `<context>/<version>` and one extra route per operation, each carrying its own plugins:
+//! `<context>/<version>` and one extra regex route per operation (a `{id}` segment is
+//! `[^/]+`; earlier operations get a higher `regex_priority`), each carrying its own plugins:
 //! `jwt` (unless anonymous), `rate-limiting` (the throttle) and `cors`. Every entity is tagged
 //! `finctl`; the service also carries `finctl-api:<name>:<version>` and the kind, which is how
 //! [`Kong::list`] reads an API back and how `--prune` knows what is finctl's.
@@ -774,7 +775,7 @@ impl ServiceSpec {
             let mut body = json!({
                 "name": route_name,
                 "paths": [op_regex(&prefix, &op.path)],
-                "strip_path": true,
+                "strip_path": false,
                 "protocols": ["http", "https"],
                 // The file's first matching operation wins: earlier ones get a higher priority.
                 "regex_priority": count - i,
@@ -783,8 +784,20 @@ impl ServiceSpec {
             if op.method != "*" {
                 body["methods"] = json!([op.method]);
             }
+            let mut plugins = plugins_for(&route_name, &api, &access, throttle);
+            let backend_path = reqwest::Url::parse(&api.backend_url)
+                .map(|u| u.path().trim_end_matches('/').to_owned())
+                .unwrap_or_default();
+            plugins.push(PluginSpec {
+                id: uuid_for(&format!("{route_name}:request-transformer")),
+                body: json!({
+                    "name": "request-transformer",
+                    "config": { "replace": { "uri": format!("{backend_path}$(uri_captures.rest)") } },
+                    "tags": [TAG],
+                }),
+            });
             routes.push(RouteSpec {
-                plugins: plugins_for(&route_name, &api, &access, throttle),
+                plugins,
                 name: route_name,
                 body,
             });
@@ -793,8 +806,10 @@ impl ServiceSpec {
     }
 }
 
-/// A regex path matching the operation, whose match is only `<context>/<version>` (a
-/// lookahead holds the rest), so that `strip_path` strips the same prefix as the main route.
+/// A regex path matching the operation, with the part after `<context>/<version>` captured
+/// as `rest`. Kong 3.x's default router (`traditional_compatible`, ATC) has no lookaround,
+/// and `strip_path` on a regex route strips the whole match, so operation routes keep the path
+/// and the `request-transformer` plugin rewrites it to `<backend path>$(uri_captures.rest)`.
 fn op_regex(prefix: &str, path: &str) -> String {
     let mut rest = String::new();
     let mut segments = path.trim_start_matches('/').split('/').peekable();
@@ -810,7 +825,7 @@ fn op_regex(prefix: &str, path: &str) -> String {
             rest.push_str(&regex_escape(seg));
         }
     }
-    format!("~{}(?={rest}$)", regex_escape(prefix))
+    format!("~{}(?<rest>{rest})$", regex_escape(prefix))
 }
 
 fn regex_escape(s: &str) -> String {
@@ -1055,11 +1070,11 @@ mod tests {
     fn operation_regex_matches_only_the_prefix() {
         assert_eq!(
             op_regex("/api/payment/v1", "/payments/{id}"),
-            r"~/api/payment/v1(?=/payments/[^/]+$)"
+            r"~/api/payment/v1(?<rest>/payments/[^/]+)$"
         );
         assert_eq!(
             op_regex("/api/x/v1", "/admin/*"),
-            r"~/api/x/v1(?=/admin(/.*)?$)"
+            r"~/api/x/v1(?<rest>/admin(/.*)?)$"
         );
     }
 

@@ -571,8 +571,9 @@ async fn contract_kong_first_publish_upserts_service_routes_and_plugins_tagged_f
     assert_eq!(op.body["methods"], json!(["GET"]));
     assert_eq!(
         op.body["paths"],
-        json!([r"~/api/payment/v1(?=/payments/[^/]+$)"])
+        json!([r"~/api/payment/v1(?<rest>/payments/[^/]+)$"])
     );
+    assert_eq!(op.body["strip_path"], false);
 
     let state = fake.state.lock().unwrap();
     let main_id = state
@@ -599,6 +600,46 @@ async fn contract_kong_first_publish_upserts_service_routes_and_plugins_tagged_f
         .unwrap();
     assert_eq!(rl["config"]["minute"], 100);
     assert_eq!(rl["config"]["policy"], "local");
+    let op_id = state
+        .routes
+        .iter()
+        .find(|r| r["name"] == "payment-v1-op1")
+        .unwrap()["id"]
+        .clone();
+    let on_op: Vec<&str> = state
+        .plugins
+        .iter()
+        .filter(|p| p["route"]["id"] == op_id)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    // Anonymous operation: no jwt; its path rewritten to what follows the prefix.
+    assert_eq!(on_op, ["rate-limiting", "cors", "request-transformer"]);
+    let rewrite = state
+        .plugins
+        .iter()
+        .find(|p| p["name"] == "request-transformer")
+        .unwrap();
+    assert_eq!(rewrite["config"]["replace"]["uri"], "$(uri_captures.rest)");
+    let op_id = state
+        .routes
+        .iter()
+        .find(|r| r["name"] == "payment-v1-op1")
+        .unwrap()["id"]
+        .clone();
+    let on_op: Vec<&str> = state
+        .plugins
+        .iter()
+        .filter(|p| p["route"]["id"] == op_id)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    // Anonymous operation: no jwt; its path rewritten to what follows the prefix.
+    assert_eq!(on_op, ["rate-limiting", "cors", "request-transformer"]);
+    let rewrite = state
+        .plugins
+        .iter()
+        .find(|p| p["name"] == "request-transformer")
+        .unwrap();
+    assert_eq!(rewrite["config"]["replace"]["uri"], "$(uri_captures.rest)");
     let cors = state.plugins.iter().find(|p| p["name"] == "cors").unwrap();
     assert_eq!(
         cors["config"]["origins"],
