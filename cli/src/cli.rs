@@ -490,6 +490,8 @@ pub enum PublishTarget {
     Builtin,
     /// WSO2 API Manager 4.x, through its publisher REST API.
     Wso2,
+    /// Kong Gateway 3.x, through its admin API (DB or DB-less).
+    Kong,
 }
 
 #[derive(Debug, Args)]

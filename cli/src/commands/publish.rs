@@ -11,6 +11,7 @@ use finctl_compose::{Project, Stack};
 use finctl_error::{ExitStatus, UserError};
 use finctl_publish::builtin::Builtin;
 use finctl_publish::config::{self, Resolved};
+use finctl_publish::kong::{Kong, KongConfig};
 use finctl_publish::plan::{self, Action, Plan};
 use finctl_publish::target::Target;
 use finctl_publish::wso2::{Wso2, Wso2Config};
@@ -40,6 +41,10 @@ pub async fn publish_apis(
             Box::new(builtin(&stack)?)
         }
         PublishTarget::Wso2 => Box::new(Wso2::new(Wso2Config::from_env())?),
+        PublishTarget::Kong => {
+            let stack = super::compose::load(global, &args.stack, printer)?;
+            Box::new(kong(&stack).await?)
+        }
     };
     printer.status(&format!(
         "Publishing {} API(s) from {} to {} at {}",
@@ -192,6 +197,79 @@ fn builtin(stack: &Stack) -> anyhow::Result<Builtin> {
         .cloned()
         .unwrap_or_default();
     Builtin::new(admin_url, token)
+}
+
+/// Kong verifies tokens itself: it needs the issuer the tokens carry (as the stack's gateway is
+/// told it, OIDC_ISSUER) and the IdP's keys, fetched from here through the IdP's published port.
+async fn kong(stack: &Stack) -> anyhow::Result<Kong> {
+    let issuer = stack
+        .services
+        .get(GATEWAY_SERVICE)
+        .and_then(|s| s.environment.get("OIDC_ISSUER"))
+        .cloned()
+        .ok_or_else(|| {
+            UserError::config(
+                "the stack names no OIDC_ISSUER for the gateway",
+                "publish-apis --target kong reads the issuer from the gateway service's OIDC_ISSUER",
+            )
+        })?;
+    let discovery_url = format!(
+        "{}/.well-known/openid-configuration",
+        from_host(stack, &issuer).trim_end_matches('/')
+    );
+    let discovery: serde_json::Value = async {
+        reqwest::get(&discovery_url)
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+    }
+    .await
+    .map_err(|err| {
+        UserError::failure(
+            format!("cannot read the IdP's discovery document at {discovery_url}: {err}"),
+            "start the stack (`finctl up --offline`): Kong gets the IdP's signing key from it",
+        )
+    })?;
+    let jwks_uri = discovery["jwks_uri"].as_str().ok_or_else(|| {
+        UserError::failure(
+            format!("{discovery_url} names no jwks_uri"),
+            "check the IdP's configuration",
+        )
+    })?;
+    Kong::new(KongConfig::from_env(
+        issuer.clone(),
+        from_host(stack, jwks_uri),
+    ))
+}
+
+/// A URL that names a stack service (`http://keycloak:8080/...`), as reached from this machine:
+/// through the port that service publishes. Other URLs are returned as they are.
+fn from_host(stack: &Stack, url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let (Some(host), Some(port)) = (
+        parsed.host_str().map(str::to_owned),
+        parsed.port_or_known_default(),
+    ) else {
+        return url.to_owned();
+    };
+    let Some(binding) = stack.services.get(&host).and_then(|s| {
+        s.ports
+            .iter()
+            .find(|p| p.target == port && p.published.is_some())
+    }) else {
+        return url.to_owned();
+    };
+    let ip = match binding.host_ip.as_deref() {
+        None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
+        Some(ip) => ip,
+    };
+    if parsed.set_host(Some(ip)).is_err() || parsed.set_port(binding.published).is_err() {
+        return url.to_owned();
+    }
+    parsed.to_string()
 }
 
 fn past(action: Action) -> &'static str {

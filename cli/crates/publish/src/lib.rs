@@ -16,12 +16,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`wso2::Wso2`] is built from [`wso2::Wso2Config::from_env`] (`FINCTL_WSO2_*`).
+//! [`wso2::Wso2`] is built from [`wso2::Wso2Config::from_env`] (`FINCTL_WSO2_*`); [`kong`]
+//! publishes to Kong Gateway 3.x (DB or DB-less) and registers the IdP's RSA key with it.
 //!
 //! Depends on finctl-compose (line positions, durations), finctl-env and finctl-error; never on Docker.
 
 pub mod builtin;
 pub mod config;
+pub mod kong;
 pub mod plan;
 pub mod target;
 pub mod wso2;
