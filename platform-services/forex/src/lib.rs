@@ -1,11 +1,12 @@
 //! forex: a rates table, quotes with a configurable spread and an expiry, and conversions of
-//! unexpired quotes. The worker's `forex.refresh_rates` job loads the bundled rates file
+//! unexpired quotes; `GET /rates/stream` sends the rates and their changes as Server-Sent Events. The worker's `forex.refresh_rates` job loads the bundled rates file
 //! (or `FOREX_RATES_FILE`), and runs once when the worker starts.
 
 mod conversions;
 mod error;
 mod quotes;
 mod rate;
+mod rate_stream;
 mod rates;
 mod store;
 
@@ -37,6 +38,7 @@ struct State {
     ctx: Context,
     spread_bps: i64,
     quote_ttl: Duration,
+    rate_changes: rate_stream::RateChanges,
 }
 
 #[derive(OpenApi)]
@@ -44,6 +46,7 @@ struct State {
     paths(
         rates::list_rates,
         rates::put_rate,
+        rate_stream::stream_rates,
         quotes::create_quote,
         conversions::convert
     ),
@@ -80,6 +83,7 @@ pub fn spec() -> ServiceSpec {
                 ctx: ctx.clone(),
                 spread_bps,
                 quote_ttl: Duration::from_secs(ttl),
+                rate_changes: rate_stream::RateChanges::new(),
             };
             Ok(router(state))
         },
@@ -119,6 +123,7 @@ pub fn spec() -> ServiceSpec {
 fn router(state: State) -> Router {
     Router::new()
         .route("/rates", get(rates::list_rates))
+        .route("/rates/stream", get(rate_stream::stream_rates))
         .route("/rates/{currency}", put(rates::put_rate))
         .route("/quotes", post(quotes::create_quote))
         .route("/conversions", post(conversions::convert))

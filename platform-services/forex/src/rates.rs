@@ -20,7 +20,7 @@ const BUNDLED_RATES: &str = include_str!("../rates.json");
 
 const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Rate {
     pub currency: String,
     /// Units of the currency per 1 USD, 8 decimals, as a string: never a float.
@@ -115,10 +115,12 @@ pub(crate) async fn put_rate(
     let tx = c.transaction().await?;
     store::upsert_rate(&tx, &currency, e8, &source, now).await?;
     tx.commit().await?;
-    Ok(Json(Rate {
+    let rate = Rate {
         currency,
         per_usd: rate::format(e8),
         source,
         as_of: now,
-    }))
+    };
+    s.rate_changes.publish(&rate);
+    Ok(Json(rate))
 }

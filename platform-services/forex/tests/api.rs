@@ -194,3 +194,113 @@ async fn a_rate_is_a_decimal_string() {
         (StatusCode::OK, Some("0.90000000"))
     );
 }
+
+mod rate_stream {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Reads Server-Sent Events off a response body as they arrive.
+    struct Events {
+        body: Body,
+        buf: String,
+    }
+
+    impl Events {
+        /// The next event's `event:` and JSON `data:`, skipping comments; fails after 5 s.
+        async fn next(&mut self) -> (String, Value) {
+            loop {
+                if let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let (mut name, mut data) = (String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event:") {
+                            name = v.trim().to_string();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim());
+                        }
+                    }
+                    if name.is_empty() && data.is_empty() {
+                        continue; // a keep-alive comment
+                    }
+                    return (name, serde_json::from_str(&data).expect("JSON data"));
+                }
+                let frame = tokio::time::timeout(Duration::from_secs(5), self.body.frame())
+                    .await
+                    .expect("an event within 5 s")
+                    .expect("the stream has not ended")
+                    .expect("no body error");
+                if let Ok(bytes) = frame.into_data() {
+                    self.buf
+                        .push_str(std::str::from_utf8(&bytes).expect("UTF-8"));
+                }
+            }
+        }
+    }
+
+    async fn open(api: &TestApi, token: &str) -> Events {
+        let req = axum::http::Request::get("/rates/stream")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = api.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Events {
+            body: resp.into_body(),
+            buf: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_stream_sends_every_rate_then_each_change() {
+        let api = with_rates().await;
+        let user = api.token("alice", &["user"]);
+        let admin = api.token("admin", &["admin"]);
+
+        let (s, b) =
+            platform_testing::call(&api.app, "GET", "/rates/stream", None, &[], None).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("missing_token"))
+        );
+
+        let (_, table) = api.call("GET", "/rates", &user, None).await;
+        let mut events = open(&api, &user).await;
+        let mut first = Vec::new();
+        for _ in table.as_array().unwrap() {
+            let (name, data) = events.next().await;
+            assert_eq!(name, "rate");
+            first.push(data);
+        }
+        assert_eq!(Value::Array(first), table);
+
+        // A refused PUT sends nothing; an accepted one sends the new rate.
+        let (s, _) = api
+            .call("PUT", "/rates/EUR", &user, Some(json!({"per_usd": "0.5"})))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, put) = api
+            .call(
+                "PUT",
+                "/rates/EUR",
+                &admin,
+                Some(json!({"per_usd": "0.95"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{put}");
+        let (name, data) = events.next().await;
+        assert_eq!((name.as_str(), &data), ("rate", &put));
+        assert_eq!(
+            (&data["currency"], &data["per_usd"], &data["source"]),
+            (&json!("EUR"), &json!("0.95000000"), &json!("manual:admin"))
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! payment: `POST /payments` with a required `Idempotency-Key`, checked by rule-engine,
-//! recorded, and announced as `payment.initiated` through the outbox; `GET /payments/{id}`.
+//! recorded, and announced as `payment.initiated` through the outbox; `GET /payments/{id}`;
+//! `GET /payments/updates`, a WebSocket of the caller's status changes.
 //!
 //! The rest of the flow (forex, ledger, wallet reacting to the event, and the worker's
 //! confirmation emitting `payment.completed`) is a later issue; the event carries what they
@@ -9,6 +10,7 @@ mod error;
 mod payments;
 mod rules_client;
 mod store;
+mod updates;
 
 use std::time::Duration;
 
@@ -37,8 +39,8 @@ const MIGRATIONS: &[Migration] = &[
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(payments::create, payments::get_one),
-    components(schemas(payments::NewPayment, payments::Payment))
+    paths(payments::create, payments::get_one, updates::updates),
+    components(schemas(payments::NewPayment, payments::Payment, updates::PaymentUpdate))
 )]
 struct Api;
 
@@ -46,6 +48,7 @@ struct Api;
 pub(crate) struct State {
     ctx: Context,
     rules: rules_client::RuleEngine,
+    updates: updates::Updates,
 }
 
 pub fn spec() -> ServiceSpec {
@@ -71,6 +74,7 @@ pub fn spec() -> ServiceSpec {
             Ok(router(State {
                 ctx: ctx.clone(),
                 rules,
+                updates: updates::Updates::new(),
             }))
         },
         tasks: |_: &mut TaskRegistry, _| {},
@@ -80,6 +84,7 @@ pub fn spec() -> ServiceSpec {
 fn router(state: State) -> Router {
     Router::new()
         .route("/payments", post(payments::create))
+        .route("/payments/updates", get(updates::updates))
         .route("/payments/{id}", get(payments::get_one))
         .with_state(state)
 }

@@ -150,6 +150,7 @@ pub async fn create(
         events::record(&tx, &id.to_string(), &event).await?;
     }
     tx.commit().await?;
+    s.updates.publish(&payment);
     tracing::info!(payment_id = %id, status, "payment recorded");
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

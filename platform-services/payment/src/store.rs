@@ -55,6 +55,19 @@ pub async fn get(c: &Client, id: Uuid) -> Result<Option<Payment>, DbError> {
     read_opt(row, payment)
 }
 
+/// The owner's payments that can still change status (`initiated`, `pending_review`), newest
+/// first.
+pub async fn not_final(c: &Client, owner: &str, limit: i64) -> Result<Vec<Payment>, DbError> {
+    let rows = c
+        .query(
+            "SELECT * FROM payments WHERE owner = $1 AND status IN ('initiated', 'pending_review')
+             ORDER BY created_at DESC LIMIT $2",
+            &[&owner, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(payment).collect::<Result<_, _>>()?)
+}
+
 pub async fn stored_response(
     c: &Client,
     owner: &str,
