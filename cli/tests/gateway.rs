@@ -347,6 +347,75 @@ async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
         "http://localhost:3000"
     );
 
+    // --- WebSocket: payment status updates, the token in the query (as browsers must) ---
+    let ws_url = format!("ws://127.0.0.1:8280/api/payment-updates/1.0.0?access_token={user}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .expect("WebSocket upgrade through the gateway");
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let key = format!(
+        "gateway-test-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let response = http
+        .post(format!("{GATEWAY}/api/payment/1.0.0/payments"))
+        .bearer_auth(&user)
+        .header("Idempotency-Key", key)
+        .json(&json!({"amount": 1200, "currency": "USD", "payee": "gateway-test"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let payment: Value = response.json().await.unwrap();
+    assert!(
+        status.is_success(),
+        "payment through the gateway: {status} {payment}"
+    );
+    let update = next_json(&mut ws).await;
+    assert_eq!(update["type"], "payment", "{update}");
+    assert_eq!(update["payment_id"], payment["id"], "{update} vs {payment}");
+    ws.close(None).await.unwrap();
+    match tokio_tungstenite::connect_async("ws://127.0.0.1:8280/api/payment-updates/1.0.0").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(
+                response.status().as_u16(),
+                401,
+                "a WebSocket without a token"
+            );
+        }
+        other => panic!(
+            "a WebSocket without a token was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+
+    // --- SSE: forex rates stream; the first event arrives while the stream stays open --
+    let mut response = http
+        .get(format!("{GATEWAY}/api/forex-stream/1.0.0"))
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let first = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .expect("the first event within 10 s, before the stream ends")
+        .unwrap()
+        .expect("a chunk, not the end of the stream");
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.contains("data:"), "an SSE event: {first:?}");
+    drop(response);
+
     // --- throttling: the `public` policy allows 20 a minute per caller -------------------
     let mut limited = None;
     for _ in 0..40 {
@@ -468,6 +537,24 @@ async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
         format!("bad.yaml:{line}: rest_apis[2].context: `api/ledger`: must start with `/`");
     assert!(refused.stderr().contains(&expected), "{}", refused.report());
     assert_eq!(routes(&http).await, before, "nothing published");
+}
+
+/// The next text message of a WebSocket, as JSON (pings are skipped).
+async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a WebSocket message within 10 s")
+            .expect("the WebSocket is open")
+            .expect("a WebSocket frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("JSON");
+        }
+    }
 }
 
 fn docker(args: &[&str]) {
