@@ -184,11 +184,11 @@ fn builtin(stack: &Stack) -> anyhow::Result<Builtin> {
                         ),
                     )
                 })?;
-            let host = match port.host_ip.as_deref() {
-                None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
-                Some(ip) => ip,
-            };
-            format!("http://{host}:{}", port.published.unwrap_or(admin_port))
+            format!(
+                "http://{}:{}",
+                super::urls::client_host(port),
+                port.published.unwrap_or(admin_port)
+            )
         }
     };
     let token = service
@@ -262,11 +262,11 @@ fn from_host(stack: &Stack, url: &str) -> String {
     }) else {
         return url.to_owned();
     };
-    let ip = match binding.host_ip.as_deref() {
-        None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
-        Some(ip) => ip,
-    };
-    if parsed.set_host(Some(ip)).is_err() || parsed.set_port(binding.published).is_err() {
+    if parsed
+        .set_host(Some(super::urls::client_host(binding)))
+        .is_err()
+        || parsed.set_port(binding.published).is_err()
+    {
         return url.to_owned();
     }
     parsed.to_string()

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, UrlsArgs};
 use crate::printer::Printer;
-use finctl_compose::{Service, Stack};
+use finctl_compose::{PortBinding, Service, Stack};
 use finctl_error::ExitStatus;
 
 #[derive(Debug, Serialize)]
@@ -46,10 +46,7 @@ pub(super) fn endpoints(stack: &Stack) -> Vec<Endpoint> {
             let Some(published) = port.published else {
                 continue;
             };
-            let host = match port.host_ip.as_deref() {
-                None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
-                Some(ip) => ip,
-            };
+            let host = client_host(port);
             let (url, what) = describe(service, port.target, host, published);
             endpoints.push(Endpoint {
                 service: service.name.clone(),
@@ -59,6 +56,15 @@ pub(super) fn endpoints(stack: &Stack) -> Vec<Endpoint> {
         }
     }
     endpoints
+}
+
+/// The address a client on this machine uses for a published port: its host IP, or loopback
+/// when it is bound to every address.
+pub(super) fn client_host(port: &PortBinding) -> &str {
+    match port.host_ip.as_deref() {
+        None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
+        Some(ip) => ip,
+    }
 }
 
 /// A URL a client can use, by what listens on the container port.

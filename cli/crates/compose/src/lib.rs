@@ -49,7 +49,7 @@ pub use discovery::{COMPOSE_NAMES, Discovery, STDIN, compose_names, split_paths}
 pub use healthcheck::Healthcheck;
 pub use line_index::{LineIndex, Segment, display_path};
 pub use load::{LoadOptions, load};
-pub use model::{Network, Resource, Stack, Volume};
+pub use model::{Network, Resource, Stack, Volume, closest};
 pub use mount::{Mount, MountSource};
 pub use plan::Plan;
 pub use port::PortBinding;

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use finctl_compose::{LineIndex, Segment, display_path, parse_duration};
+use finctl_compose::{LineIndex, Segment, closest, display_path, parse_duration};
 use finctl_error::UserError;
 use gateway_routes::{
     Access, Api, ApiKind, Cors, FINCTL_OWNER, GraphqlSettings, Operation, RouteTable, Throttle,
@@ -547,7 +547,7 @@ impl Resolver<'_, '_> {
         if let Some(known) = &self.config.roles {
             for (i, role) in spec.roles.iter().enumerate() {
                 if !known.contains(role) {
-                    let hint = finctl_compose_closest(role, known)
+                    let hint = closest(role, known.iter())
                         .map_or_else(String::new, |c| format!(" (did you mean `{c}`?)"));
                     self.report.add(
                         &at(path, &[key("roles"), Segment::Index(i)]),
@@ -844,15 +844,6 @@ fn value_at(api: &Api, field: &str) -> Option<String> {
         serde_json::Value::Object(_) | serde_json::Value::Array(_) => None,
         other => Some(other.to_string()),
     }
-}
-
-fn finctl_compose_closest<'a>(name: &str, known: &'a [String]) -> Option<&'a String> {
-    known
-        .iter()
-        .map(|k| (strsim::levenshtein(name, k), k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
 }
 
 #[cfg(test)]
