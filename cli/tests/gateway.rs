@@ -416,6 +416,77 @@ async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
     assert!(first.contains("data:"), "an SSE event: {first:?}");
     drop(response);
 
+    // --- GraphQL: profile's read model; size and depth checked at the gateway -----------
+    let graphql = format!("{GATEWAY}/api/profile-graphql/1.0.0");
+    let post = |token: String, query: &str| {
+        http.post(&graphql)
+            .bearer_auth(token)
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let response = post(ops.clone(), "{ profiles(first: 5) { username kycStatus } }")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let reply: Value = response.json().await.unwrap();
+    assert!(
+        reply["data"]["profiles"].is_array() && reply.get("errors").is_none(),
+        "ops_user reads the review queue: {reply}"
+    );
+    let reply: Value = post(user.clone(), "{ profiles { username } }")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply["errors"][0]["extensions"]["code"], "forbidden",
+        "the REST role rules hold over GraphQL: {reply}"
+    );
+    // GET with ?query= (as GraphQL-over-HTTP allows), then the gateway's own checks.
+    let (status, body) = get(
+        &http,
+        "/api/profile-graphql/1.0.0?query=%7B%20me%20%7B%20username%20%7D%20%7D",
+        Some(&user),
+    )
+    .await;
+    let reply: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert!(
+        status == StatusCode::OK && reply["data"].get("me").is_some(),
+        "GET: {status} {body}"
+    );
+    let response = post(user.clone(), "{ me { a { b { c { d { e } } } } } }")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "query_too_deep", "{problem}");
+    let response = post(
+        user.clone(),
+        &format!("{{ me {{ username }} }} #{}", "x".repeat(9000)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "over max_query_bytes"
+    );
+    let (status, _) = get(&http, "/api/profile-graphql/1.0.0?query=%7Bme%7D", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "GraphQL needs a token");
+    // The schema is published with the API: the committed file, byte for byte.
+    let (status, sdl) = get(
+        &http,
+        "/api/profile-graphql/1.0.0/schema.graphql",
+        Some(&user),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sdl,
+        std::fs::read_to_string(root().join("platform-services/profile/schema.graphql")).unwrap()
+    );
+
     // --- throttling: the `public` policy allows 20 a minute per caller -------------------
     let mut limited = None;
     for _ in 0..40 {

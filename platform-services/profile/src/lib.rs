@@ -1,7 +1,9 @@
 //! profile: user profiles and KYC status (pending, submitted, verified, rejected);
-//! submission by the owner, approval or rejection by ops_user or admin.
+//! submission by the owner, approval or rejection by ops_user or admin; a GraphQL read model
+//! of the same at `/graphql`.
 
 mod error;
+mod graphql;
 mod kyc;
 mod profiles;
 mod store;
@@ -14,6 +16,7 @@ use platform_common::service::{Context, ServiceSpec};
 use utoipa::OpenApi;
 
 pub use error::ProfileError;
+pub use graphql::sdl as graphql_sdl;
 pub use kyc::{Actor, KycStatus};
 pub use profiles::{KycDecision, Profile, ProfileBody};
 
@@ -26,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 #[derive(Clone)]
 struct State {
     ctx: Context,
+    graphql: graphql::ProfileSchema,
 }
 
 #[derive(OpenApi)]
@@ -48,7 +52,12 @@ pub fn spec() -> ServiceSpec {
         publishes: &[],
         worker_uses_db: false,
         openapi: Api::openapi,
-        routes: |ctx| Ok(router(State { ctx: ctx.clone() })),
+        routes: |ctx| {
+            Ok(router(State {
+                ctx: ctx.clone(),
+                graphql: graphql::schema(Some(ctx.clone())),
+            }))
+        },
         tasks: |_: &mut TaskRegistry, _| {},
     }
 }
@@ -62,5 +71,6 @@ fn router(state: State) -> Router {
             "/profiles/{username}/kyc/decision",
             put(profiles::decide_kyc),
         )
+        .route("/graphql", get(graphql::handler).post(graphql::handler))
         .with_state(state)
 }

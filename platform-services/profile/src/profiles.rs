@@ -14,7 +14,8 @@ use crate::kyc::{Actor, KycStatus};
 use crate::{ProfileError, State, store};
 
 const REVIEWERS: RoleGuard = RoleGuard::AnyOf(&[roles::OPS_USER, roles::ADMIN]);
-const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::OPS_USER, roles::ADMIN, roles::AUDITOR]);
+pub(crate) const READERS: RoleGuard =
+    RoleGuard::AnyOf(&[roles::OPS_USER, roles::ADMIN, roles::AUDITOR]);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Profile {

@@ -32,6 +32,22 @@ pub async fn get(c: &Client, username: &str) -> Result<Option<Profile>, DbError>
     read_opt(row, profile)
 }
 
+/// Up to `limit` profiles, oldest change first, only those in `status` when given.
+pub async fn list(
+    c: &Client,
+    status: Option<KycStatus>,
+    limit: i64,
+) -> Result<Vec<Profile>, DbError> {
+    let rows = c
+        .query(
+            "SELECT * FROM profiles WHERE ($1::TEXT IS NULL OR kyc_status = $1::TEXT)
+             ORDER BY updated_at, username LIMIT $2",
+            &[&status.map(KycStatus::as_str), &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(profile).collect::<Result<_, _>>()?)
+}
+
 /// Creates the profile or updates its name and e-mail; the KYC status is untouched.
 pub async fn upsert(
     c: &Client,
