@@ -30,6 +30,7 @@ mod healthcheck;
 mod interpolate;
 mod line_index;
 mod load;
+pub mod located;
 mod merge;
 mod model;
 mod mount;

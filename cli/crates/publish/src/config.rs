@@ -8,10 +8,10 @@
 //! here is one the gateway accepts. Every problem found is reported, not only the first.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use finctl_compose::located::{Report, parse_yaml};
 use finctl_compose::{LineIndex, Segment, closest, display_path, parse_duration};
 use finctl_error::UserError;
 use gateway_routes::{
@@ -163,67 +163,16 @@ pub const API_LISTS: [(&str, ApiKind); 4] = [
 /// The default name of the file, at the project's root.
 pub const DEFAULT_FILE: &str = "api-config.yaml";
 
-/// One thing wrong with the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    /// 1-based; `None` when the file's structure could not be followed that far.
-    pub line: Option<usize>,
-    /// `rest_apis[1].context`.
-    pub path: String,
-    /// The offending value as written, when there is one.
-    pub value: Option<String>,
-    pub message: String,
-}
+pub use finctl_compose::located::{Invalid, Problem};
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        if let Some(value) = &self.value {
-            write!(f, ": `{value}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
+/// What a file that fails validation leaves undone.
+const CONSEQUENCE: &str = "nothing was published";
 
-/// A file that failed validation: every problem found.
-#[derive(Debug, Clone)]
-pub struct Invalid {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.problems.len();
-        write!(
-            f,
-            "{} is not valid ({count} problem{}); nothing was published:",
-            self.file.display(),
-            if count == 1 { "" } else { "s" }
-        )?;
-        for problem in &self.problems {
-            write!(f, "\n  {problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Invalid {}
-
-impl From<Invalid> for UserError {
-    fn from(invalid: Invalid) -> Self {
-        UserError::config(
-            invalid.to_string(),
-            "fix the lines above and run `finctl publish-apis --dry-run` to check again",
-        )
-    }
+/// The error the CLI reports for an invalid file (exit 2).
+pub fn user_error(invalid: Invalid) -> UserError {
+    invalid.into_user_error(
+        "fix the lines above and run `finctl publish-apis --dry-run` to check again",
+    )
 }
 
 /// The validated file: the table to publish, and where each API is written.
@@ -245,7 +194,7 @@ pub fn load(path: &Path) -> Result<Resolved, UserError> {
     resolve_text(path, &text, &|schema| {
         std::fs::read_to_string(base.join(schema))
     })
-    .map_err(UserError::from)
+    .map_err(user_error)
 }
 
 /// Validates and resolves `text` (read from `file`); `read_schema` reads a GraphQL schema
@@ -256,101 +205,18 @@ pub fn resolve_text(
     read_schema: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Resolved, Invalid> {
     let index = LineIndex::new(text);
-    let mut report = Report {
-        file: file.to_path_buf(),
-        index: &index,
-        problems: Vec::new(),
-    };
-    let config: ApiConfig = match parse(text) {
-        Ok(config) => config,
-        Err((path, line, message)) => {
-            let line = line.or_else(|| index.nearest(&path).1);
-            report.problems.push(Problem {
-                file: file.to_path_buf(),
-                line,
-                path: display_path(&path),
-                value: None,
-                message,
-            });
-            return Err(report.finish());
-        }
-    };
+    let config: ApiConfig = parse_yaml(file, text, &index, CONSEQUENCE)?;
+    let mut report = Report::new(file, &index, CONSEQUENCE);
     let table = Resolver {
         config: &config,
         report: &mut report,
         read_schema,
     }
     .resolve();
-    if report.problems.is_empty() {
-        Ok(Resolved {
-            file: file.to_path_buf(),
-            table,
-        })
-    } else {
-        Err(report.finish())
-    }
-}
-
-/// serde's error, with the path it was at and, when the parser knew it, the line.
-fn parse(text: &str) -> Result<ApiConfig, (Vec<Segment>, Option<usize>, String)> {
-    if text.trim().is_empty() {
-        return Ok(ApiConfig::default());
-    }
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err
-            .path()
-            .iter()
-            .filter_map(|segment| match segment {
-                serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
-                serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
-                serde_path_to_error::Segment::Enum { variant } => {
-                    Some(Segment::Key(variant.clone()))
-                }
-                serde_path_to_error::Segment::Unknown => None,
-            })
-            .collect();
-        let inner = err.into_inner();
-        let line = inner.location().map(|l| l.line());
-        // serde_yaml appends " at line L column C"; the line is reported on its own.
-        let message = inner.to_string();
-        let message = match message.rfind(" at line ") {
-            Some(at) => message[..at].to_owned(),
-            None => message,
-        };
-        // ... and prefixes its own path (`ai_apis[0]: `), which is reported on its own too.
-        let message = match message.split_once(": ") {
-            Some((path, rest)) if !path.contains(' ') => rest.to_owned(),
-            _ => message,
-        };
-        (path, line, message)
+    report.result(Resolved {
+        file: file.to_path_buf(),
+        table,
     })
-}
-
-struct Report<'a> {
-    file: PathBuf,
-    index: &'a LineIndex,
-    problems: Vec<Problem>,
-}
-
-impl Report<'_> {
-    fn add(&mut self, path: &[Segment], value: Option<&str>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.clone(),
-            line: self.index.nearest(path).1,
-            path: display_path(path),
-            value: value.map(str::to_owned),
-            message: message.into(),
-        });
-    }
-
-    fn finish(mut self) -> Invalid {
-        self.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        Invalid {
-            file: self.file,
-            problems: self.problems,
-        }
-    }
 }
 
 fn key(name: &str) -> Segment {
@@ -442,9 +308,7 @@ impl Resolver<'_, '_> {
 
     fn line(&self, path: &[Segment]) -> String {
         self.report
-            .index
-            .nearest(path)
-            .1
+            .line(path)
             .map_or_else(String::new, |line| format!(" (line {line})"))
     }
 
