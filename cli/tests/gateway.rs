@@ -557,6 +557,10 @@ async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
     // --- publish and prune -------------------------------------------------------------
     let original = std::fs::read_to_string(root().join("api-config.yaml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // The GraphQL schema is read relative to the file: copies keep it beside them.
+    let schema = "platform-services/profile/schema.graphql";
+    std::fs::create_dir_all(dir.path().join(schema).parent().unwrap()).unwrap();
+    std::fs::copy(root().join(schema), dir.path().join(schema)).unwrap();
     let extra = dir.path().join("apis.yaml");
     std::fs::write(
         &extra,
