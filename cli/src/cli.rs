@@ -231,6 +231,41 @@ Examples:
   finctl topics --json | jq -r '.[].topic'
   finctl topics create payment.refunded --partitions 3")]
     Topics(TopicsArgs),
+
+    /// Make the database, the Kafka topics and the identity realm match compose/bootstrap/.
+    #[command(after_help = "\
+Declarations: compose/bootstrap/database.yaml, topics.yaml, identity.yaml (every key is in the
+README, \"finctl bootstrap\"). Secrets come from the environment or compose/.env, never the files.
+
+Each resource is looked up, then created, updated (only the fields that differ) or left as it
+is; nothing is ever deleted. A second run reports nothing to change and writes nothing. A run
+that stopped half-way is finished by the next.
+
+Exit codes: 0 done (or nothing to do), 1 a step failed (what was made stays), 2 invalid
+declarations (file:line: path: `value`: problem; nothing was contacted).
+
+JSON (--json): {dry_run, idp, changes: [{part, kind, name, action, fields?}], applied}.
+
+Examples:
+  finctl bootstrap                       all three parts, in order
+  finctl bootstrap identity --dry-run    the realm's plan, nothing changed
+  finctl bootstrap topics --json | jq -r '.changes[] | select(.action != \"unchanged\") | .name'
+  finctl bootstrap identity --idp keycloak")]
+    Bootstrap(BootstrapArgs),
+
+    /// A token from the stack's identity provider, for curl and scripts.
+    #[command(after_help = "\
+stdout carries only the token, so `TOKEN=$(finctl token --user finance)` works. The password
+defaults to the one compose/bootstrap/identity.yaml declares for the user; the client is the
+first declared client. --decode prints the header and claims instead (--json: as JSON).
+
+Exit codes: 0 a token, 1 the IdP refused (wrong password, unknown user) or is down.
+
+Examples:
+  curl -H \"Authorization: Bearer $(finctl token)\" http://127.0.0.1:8280/api/profile/1.0.0/me
+  finctl token --user auditor --decode
+  finctl token --client-credentials --json | jq .claims.aud")]
+    Token(TokenArgs),
 }
 
 const PS_AFTER_HELP: &str = "\
@@ -290,6 +325,11 @@ pub struct UpArgs {
     /// Do not publish api-config.yaml to the gateway once it is ready.
     #[arg(long)]
     pub no_publish: bool,
+
+    /// Do not run `finctl bootstrap` (database, topics, identity) once the infrastructure is
+    /// ready and before the services start.
+    #[arg(long)]
+    pub no_bootstrap: bool,
 
     /// Services to start (with their dependencies); default: every enabled service.
     pub services: Vec<String>,
@@ -492,6 +532,69 @@ pub enum PublishTarget {
     Wso2,
     /// Kong Gateway 3.x, through its admin API (DB or DB-less).
     Kong,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Parts to bootstrap, in this order whatever the order given; default: all three.
+    #[arg(value_enum)]
+    pub parts: Vec<BootstrapPart>,
+
+    /// Print the plan and stop; nothing is changed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The identity provider's kind; default: from the stack's keycloak service image
+    /// (Canaille offline, Keycloak upstream).
+    #[arg(long, value_enum)]
+    pub idp: Option<IdpKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum BootstrapPart {
+    Database,
+    Topics,
+    Identity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdpKind {
+    /// Canaille, the offline stack's IdP (finctl/idp:offline).
+    Canaille,
+    /// Keycloak 26, the upstream stack's IdP (KEYCLOAK_ADMIN, KEYCLOAK_ADMIN_PASSWORD).
+    Keycloak,
+    /// WSO2 Identity Server 7 at FINCTL_WSO2IS_URL (default https://127.0.0.1:9443).
+    Wso2is,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// The user (password grant).
+    #[arg(long, default_value = "admin", conflicts_with = "client_credentials")]
+    pub user: String,
+
+    /// The user's password; default: the one compose/bootstrap/identity.yaml declares.
+    #[arg(long, env = "FINCTL_TOKEN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// A client_credentials token of the client instead of a user's.
+    #[arg(long)]
+    pub client_credentials: bool,
+
+    /// The client; default: the first declared client.
+    #[arg(long)]
+    pub client: Option<String>,
+
+    /// Print the token's header and claims (issuer, audience, subject, roles, expiry).
+    #[arg(long)]
+    pub decode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod bootstrap;
 mod compose;
 mod doctor;
 mod down;
@@ -10,6 +11,7 @@ mod ps;
 mod publish;
 mod restart;
 mod shells;
+mod token;
 mod topics;
 mod up;
 mod urls;
@@ -40,5 +42,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Redis(args) => shells::redis(&cli.global, args, printer).await,
         Commands::PublishApis(args) => publish::publish_apis(&cli.global, args, printer).await,
         Commands::Topics(args) => topics::topics(&cli.global, args, printer).await,
+        Commands::Bootstrap(args) => bootstrap::bootstrap(&cli.global, args, printer).await,
+        Commands::Token(args) => token::token(&cli.global, args, printer).await,
     }
 }

@@ -245,7 +245,7 @@ async fn kong(stack: &Stack) -> anyhow::Result<Kong> {
 
 /// A URL that names a stack service (`http://keycloak:8080/...`), as reached from this machine:
 /// through the port that service publishes. Other URLs are returned as they are.
-fn from_host(stack: &Stack, url: &str) -> String {
+pub(super) fn from_host(stack: &Stack, url: &str) -> String {
     let Ok(mut parsed) = reqwest::Url::parse(url) else {
         return url.to_owned();
     };

@@ -15,19 +15,19 @@ use finctl_engine::run_probe;
 use finctl_error::{ExitStatus, UserError};
 
 /// The Compose service that runs the Kafka broker.
-const BROKER_SERVICE: &str = "redpanda";
+pub(super) const BROKER_SERVICE: &str = "redpanda";
 /// How long the broker's tool may take to answer.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize)]
-struct Topic {
-    topic: String,
-    partitions: u64,
+pub(super) struct Topic {
+    pub topic: String,
+    pub partitions: u64,
 }
 
 /// The admin tool inside the broker's container.
-#[derive(Debug, Clone, Copy)]
-enum Tool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tool {
     /// `tansu topic ...` (the offline stand-in).
     Tansu,
     /// `rpk topic ...` (Redpanda).
@@ -35,7 +35,111 @@ enum Tool {
 }
 
 impl Tool {
-    fn list(self) -> Vec<String> {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Tansu => "tansu",
+            Self::Rpk => "redpanda",
+        }
+    }
+
+    /// Creates a topic with its settings (`retention.ms`, `cleanup.policy`, ...).
+    pub(super) fn create_with(
+        self,
+        name: &str,
+        partitions: i32,
+        replication: i32,
+        configs: &[(&str, String)],
+    ) -> Vec<String> {
+        let partitions = partitions.to_string();
+        let mut cmd = match self {
+            Self::Tansu => words(&[
+                "/usr/local/bin/tansu",
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions,
+                "--broker",
+                "tcp://127.0.0.1:9092",
+            ]),
+            Self::Rpk => words(&[
+                "rpk",
+                "topic",
+                "create",
+                name,
+                "-p",
+                &partitions,
+                "-r",
+                &replication.to_string(),
+            ]),
+        };
+        for (key, value) in configs {
+            cmd.push(match self {
+                Self::Tansu => "--config".into(),
+                Self::Rpk => "-c".into(),
+            });
+            cmd.push(format!("{key}={value}"));
+        }
+        cmd
+    }
+
+    /// `rpk topic describe -c`: the topic's settings. tansu's tool cannot read them.
+    pub(super) fn describe_configs(self, name: &str) -> Option<Vec<String>> {
+        match self {
+            Self::Tansu => None,
+            Self::Rpk => Some(words(&["rpk", "topic", "describe", name, "-c"])),
+        }
+    }
+
+    /// KEY VALUE SOURCE rows of `rpk topic describe -c`.
+    pub(super) fn parse_configs(output: &str) -> std::collections::BTreeMap<String, String> {
+        output
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let key = fields.next()?;
+                let value = fields.next()?;
+                key.contains('.')
+                    .then(|| (key.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Adds partitions up to `total`; tansu has no CreatePartitions.
+    pub(super) fn add_partitions(self, name: &str, delta: i32) -> Option<Vec<String>> {
+        match self {
+            Self::Tansu => None,
+            Self::Rpk => Some(words(&[
+                "rpk",
+                "topic",
+                "add-partitions",
+                name,
+                "--num",
+                &delta.to_string(),
+            ])),
+        }
+    }
+
+    /// Sets settings; tansu has no AlterConfigs.
+    pub(super) fn alter_configs(
+        self,
+        name: &str,
+        configs: &[(&str, String)],
+    ) -> Option<Vec<String>> {
+        match self {
+            Self::Tansu => None,
+            Self::Rpk => {
+                let mut cmd = words(&["rpk", "topic", "alter-config", name]);
+                for (key, value) in configs {
+                    cmd.push("--set".into());
+                    cmd.push(format!("{key}={value}"));
+                }
+                Some(cmd)
+            }
+        }
+    }
+
+    pub(super) fn list(self) -> Vec<String> {
         match self {
             Self::Tansu => words(&[
                 "/usr/local/bin/tansu",
@@ -66,7 +170,7 @@ impl Tool {
     }
 
     /// The topics in the tool's list output.
-    fn parse_list(self, output: &str) -> anyhow::Result<Vec<Topic>> {
+    pub(super) fn parse_list(self, output: &str) -> anyhow::Result<Vec<Topic>> {
         match self {
             Self::Tansu => {
                 let json_start = output.find('[').unwrap_or(0);
@@ -145,7 +249,7 @@ pub async fn topics(
 }
 
 /// Redpanda's image has rpk; anything else is the offline tansu broker.
-async fn broker_tool(engine: &Engine, container: &str) -> anyhow::Result<Tool> {
+pub(super) async fn broker_tool(engine: &Engine, container: &str) -> anyhow::Result<Tool> {
     let inspect = match engine.api().inspect_container(container, None).await {
         Ok(inspect) => inspect,
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -175,7 +279,11 @@ async fn broker_tool(engine: &Engine, container: &str) -> anyhow::Result<Tool> {
 }
 
 /// Runs the tool in the broker's container; its output, or a failure carrying it.
-async fn run_tool(engine: &Engine, container: &str, cmd: &[String]) -> anyhow::Result<String> {
+pub(super) async fn run_tool(
+    engine: &Engine,
+    container: &str,
+    cmd: &[String],
+) -> anyhow::Result<String> {
     let (code, output) = run_probe(engine, container, cmd, TOOL_TIMEOUT).await?;
     if code == Some(0) {
         return Ok(output);

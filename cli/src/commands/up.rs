@@ -24,12 +24,55 @@ pub async fn up(
     if args.build {
         build_images(global, &engine, &stack, &plan.order, printer).await?;
     }
-    let progress = Progress::new(printer.progress(), &plan.order);
     let endpoints = super::urls::endpoints(&stack);
     let publish = !args.no_publish && super::publish::has_gateway(&stack, &plan.order);
     let gateway_stack = publish.then(|| stack.clone());
-    let report =
-        finctl_orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress).await?;
+    // Bootstrap between the infrastructure and the services: the infrastructure it needs is
+    // brought up (and waited for) first, so the services start against a made database,
+    // topics and realm.
+    let parts = if args.no_bootstrap {
+        Vec::new()
+    } else {
+        super::bootstrap::parts_in(&plan.order)
+    };
+    let mut first = None;
+    if !parts.is_empty() {
+        let infra = stack.plan(&super::bootstrap::services_of(&parts))?;
+        let progress = Progress::new(printer.progress(), &infra.order);
+        let report = finctl_orchestrate::up::up(
+            engine.clone(),
+            stack.clone(),
+            infra,
+            args.timeout,
+            progress,
+        )
+        .await?;
+        if report.ok() {
+            super::bootstrap::bootstrap_for_up(&stack, &parts, printer)
+                .await
+                .map_err(|err| {
+                    err.context(
+                        "the infrastructure is up, but bootstrapping it failed (`finctl bootstrap` \
+                         retries it; `finctl up --no-bootstrap` skips it)",
+                    )
+                })?;
+        }
+        // A failed infrastructure is reported as a whole `up` would report it.
+        first = Some(report);
+    }
+    let report = match first {
+        Some(infra) if !infra.ok() => infra,
+        first => {
+            let progress = Progress::new(printer.progress(), &plan.order);
+            let mut report =
+                finctl_orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress)
+                    .await?;
+            if let Some(infra) = first {
+                merge(&mut report, infra);
+            }
+            report
+        }
+    };
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report)?);
     } else {
@@ -119,6 +162,23 @@ pub async fn up(
 /// pulls). Up-to-date images are skipped by their input hash, so this costs milliseconds when
 /// nothing changed, and picks up a changed recipe or service code when something did. An image
 /// no recipe builds must already exist.
+/// The infrastructure's run folded into the whole stack's: what the first run did to a
+/// service is what the table shows (the second finds it unchanged).
+fn merge(report: &mut UpReport, infra: UpReport) {
+    for first in infra.services {
+        if let Some(s) = report
+            .services
+            .iter_mut()
+            .find(|s| s.service == first.service)
+            && first.action != Action::Unchanged
+        {
+            s.action = first.action;
+            s.ready_after = first.ready_after.or(s.ready_after);
+        }
+    }
+    report.elapsed += infra.elapsed;
+}
+
 async fn build_images(
     global: &GlobalArgs,
     engine: &Engine,

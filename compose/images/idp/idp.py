@@ -8,7 +8,9 @@ Start-up, in order:
      new volume the database starts as a copy of the template the image build
      made (`idp.py --prepare-template`: migrations and seed already applied),
      which saves the slowest part of a first start;
-  3. apply the seed file idempotently (groups, users, clients);
+  3. apply the seed file idempotently: the admin client (users, roles and the
+     other clients come from `finctl bootstrap identity`, through SCIM and
+     the admin API below, as on Keycloak);
   4. self-test in-process: discovery, JWKS, a client_credentials token;
   5. only then bind the port, so "port answers" means "can issue tokens".
 
@@ -22,7 +24,8 @@ Environment (defaults in brackets):
   IDP_BIND                   [0.0.0.0:8080]
   IDP_DATA_DIR               [/var/lib/idp]          sqlite db, keys, secret
   IDP_SEED_FILE              [/etc/idp/seed.toml]
-  IDP_CLIENT_SECRET          [finctl-dev-secret]     via seed.toml secret_env
+  IDP_ADMIN_CLIENT_ID        [finctl-admin]          the seed's admin client
+  IDP_ADMIN_CLIENT_SECRET    [finctl-admin-dev-secret] via seed.toml secret_env
   IDP_JWKS_FILE              [$IDP_DATA_DIR/jwks.json] private JWK set (JSON)
   IDP_SECRET_KEY             [generated, kept in $IDP_DATA_DIR/secret_key]
   IDP_ACCESS_TOKEN_LIFETIME  [3600]                  seconds
@@ -70,6 +73,9 @@ DATA_DIR = env("IDP_DATA_DIR", "/var/lib/idp")
 SEED_FILE = env("IDP_SEED_FILE", "/etc/idp/seed.toml")
 JWKS_FILE = env("IDP_JWKS_FILE", os.path.join(DATA_DIR, "jwks.json"))
 TEMPLATE_DB = env("IDP_TEMPLATE_DB", "/opt/idp/template/canaille.sqlite")
+# The one client the image starts with (seed.toml): the admin API's and SCIM's
+# credential for `finctl bootstrap identity`, as KEYCLOAK_ADMIN is Keycloak's.
+ADMIN_CLIENT_ID = env("IDP_ADMIN_CLIENT_ID", "finctl-admin")
 TOKEN_LIFETIME = int(env("IDP_ACCESS_TOKEN_LIFETIME", "3600"))
 DCR_OPEN = env_bool("IDP_DCR_OPEN", True)
 LOG_LEVEL = env("IDP_LOG_LEVEL", "INFO").upper()
@@ -267,12 +273,109 @@ def keycloak_paths(wsgi_app):
     return app
 
 
+def add_admin_api(app):
+    """`/admin/clients/<client_id>` (GET, PUT): read and converge one OAuth
+    client, for `finctl bootstrap identity`. Canaille has no client API but
+    RFC 7591 registration, which cannot choose the client_id or secret that
+    the declarations name. Authorised by HTTP Basic of the admin client
+    (IDP_ADMIN_CLIENT_ID, from the seed), the way Keycloak's admin API is
+    reached with KEYCLOAK_ADMIN: the one credential the image starts with."""
+    import datetime
+    import hmac
+
+    from flask import jsonify, request
+
+    from canaille.app import models
+    from canaille.backends import Backend
+
+    def error(status, code, detail):
+        resp = jsonify({"error": code, "error_description": detail})
+        resp.status_code = status
+        return resp
+
+    def authorised():
+        auth = request.authorization
+        if auth is None or auth.type != "basic" or auth.username != ADMIN_CLIENT_ID:
+            return False
+        client = Backend.instance.get(models.Client, client_id=ADMIN_CLIENT_ID)
+        return client is not None and hmac.compare_digest(
+            (client.client_secret or "").encode(), (auth.password or "").encode())
+
+    def view(client):
+        return {
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "grant_types": list(client.grant_types or []),
+            "redirect_uris": list(client.redirect_uris or []),
+            "scope": list(client.scope or []),
+            "audience": [c.client_id for c in (client.audience or [])],
+            "managed_by": client.software_id,
+        }
+
+    def clients(client_id):
+        if not authorised():
+            resp = error(401, "invalid_client", "HTTP Basic credentials of the admin client expected")
+            resp.headers["WWW-Authenticate"] = 'Basic realm="idp-admin"'
+            return resp
+        b = Backend.instance
+        client = b.get(models.Client, client_id=client_id)
+        if request.method == "GET":
+            if client is None:
+                return error(404, "not_found", f"no client {client_id}")
+            return jsonify(view(client))
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error(400, "invalid_request", "expected a JSON object")
+        unknown = set(body) - {"client_secret", "grant_types", "redirect_uris", "scope", "audience"}
+        if unknown:
+            return error(400, "invalid_request", "unknown fields: " + ", ".join(sorted(unknown)))
+        if not body.get("client_secret"):
+            return error(400, "invalid_request", "client_secret is required")
+        wanted = dict(
+            client_name=client_id,
+            client_secret=body["client_secret"],
+            token_endpoint_auth_method="client_secret_basic",
+            grant_types=list(body.get("grant_types") or ["client_credentials"]),
+            response_types=["code"],
+            scope=list(body.get("scope") or ["openid"]),
+            redirect_uris=list(body.get("redirect_uris") or []),
+            software_id="finctl",
+        )
+        created = client is None
+        if created:
+            client = models.Client(
+                client_id=client_id,
+                client_id_issued_at=datetime.datetime.now(datetime.timezone.utc),
+                **wanted,
+            )
+            b.save(client)
+        else:
+            for k, v in wanted.items():
+                setattr(client, k, v)
+        audience = []
+        for aid in body.get("audience") or [client_id]:
+            other = client if aid == client_id else b.get(models.Client, client_id=aid)
+            if other is None:
+                return error(400, "invalid_request", f"audience {aid} is not a client")
+            audience.append(other)
+        client.audience = audience
+        b.save(client)
+        log.info("admin API: client %s %s", client_id, "created" if created else "updated")
+        resp = jsonify(view(client))
+        resp.status_code = 201 if created else 200
+        return resp
+
+    app.add_url_rule("/admin/clients/<client_id>", "idp_admin_clients", clients,
+                     methods=["GET", "PUT"])
+
+
 def create_app(config):
     import canaille
 
     fix_issuer()
     app = canaille.create_app(config=config)
     add_conflict_handler(app)
+    add_admin_api(app)
     app.wsgi_app = keycloak_paths(app.wsgi_app)
     return app
 

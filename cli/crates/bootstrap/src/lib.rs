@@ -10,6 +10,7 @@
 //! anything is contacted); [`identity`] holds the one trait every identity provider's driver
 //! implements, and the comparison they share.
 
+pub mod database;
 pub mod decl;
 pub mod identity;
 mod plan;

@@ -57,3 +57,4 @@ pub use port::PortBinding;
 pub use project::Project;
 pub use service::{Condition, Resources, RestartPolicy, Service, UNSERVED_PORTS_LABEL};
 pub use units::{format_bytes, parse_bytes, parse_duration};
+pub use variables::Variables;

@@ -665,7 +665,6 @@ fn repository_stack_upstream() {
         enabled,
         [
             "cockroach",
-            "cockroach-bootstrap",
             "forex",
             "forex-worker",
             "gateway",
@@ -725,13 +724,16 @@ fn repository_stack_upstream() {
         plan.waves[0],
         ["cockroach", "keycloak", "redis", "redpanda"]
     );
-    assert_eq!(plan.waves[1], ["cockroach-bootstrap", "gateway"]);
+    // Every service waits for the infrastructure only (bootstrap runs in between, from `up`).
+    assert!(plan.waves[1].contains(&"gateway".to_owned()));
+    assert!(plan.waves[1].contains(&"payment-worker".to_owned()));
+    assert_eq!(plan.waves.len(), 2);
 }
 
 #[test]
 fn repository_stack_offline_with_services() {
     let stack = real_stack(true, &["services"]);
-    assert_eq!(stack.enabled_services().count(), 5 + 1 + 12);
+    assert_eq!(stack.enabled_services().count(), 4 + 1 + 12);
 
     let cockroach = &stack.services["cockroach"];
     assert_eq!(cockroach.image.as_deref(), Some("finctl/postgres:offline"));
@@ -795,8 +797,8 @@ fn repository_stack_offline_with_services() {
         (Some(8006), 8000)
     );
     assert_eq!(
-        forex.depends_on["cockroach-bootstrap"],
-        Condition::CompletedSuccessfully
+        forex.depends_on["cockroach"],
+        Condition::Healthy
     );
     assert_eq!(forex.depends_on["redis"], Condition::Healthy);
     assert_eq!(forex.depends_on["redpanda"], Condition::Healthy);
@@ -826,14 +828,11 @@ fn repository_stack_offline_with_services() {
     assert_eq!(worker.resources.cpus, Some(0.5));
 
     let plan = stack.plan(&[]).unwrap();
-    assert_eq!(plan.waves.len(), 3);
-    assert_eq!(
-        plan.critical_path(),
-        ["cockroach", "cockroach-bootstrap", "forex"]
-    );
+    assert_eq!(plan.waves.len(), 2);
+    assert_eq!(plan.critical_path(), ["cockroach", "forex"]);
     // Naming one service pulls in only what it needs.
     let plan = stack.plan(&["payment".into()]).unwrap();
-    assert_eq!(plan.order.len(), 6);
+    assert_eq!(plan.order.len(), 5);
 
     // Offline and upstream differ where the image does, not where they agree.
     let upstream = real_stack(false, &["services"]);

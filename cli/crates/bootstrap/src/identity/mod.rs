@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod canaille;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
