@@ -340,6 +340,7 @@ impl Keycloak26 {
                 client["fullScopeAllowed"] = json!(true);
                 client["webOrigins"] = json!([]);
                 client["attributes"]["backchannel.logout.session.required"] = json!("true");
+                client["attributes"]["realm_client"] = json!("false");
                 if let Some(mappers) = client["protocolMappers"].as_array_mut() {
                     for (i, m) in mappers.iter_mut().enumerate() {
                         m["id"] = json!(ids[1 + i.min(2)]);

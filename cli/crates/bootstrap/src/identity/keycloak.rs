@@ -70,16 +70,17 @@ enum Created {
     Exists,
 }
 
+/// The [`Driver`] for Keycloak 26: one admin session, held for the whole run.
 pub struct KeycloakDriver {
     base: Url,
     admin_user: String,
     admin_password: Secret,
     http: reqwest::Client,
     token: Option<Token>,
-    /// User ids by declared username and client uuids by client id, learned while observing
-    /// or creating, so that applying a step does not search again.
+    /// User ids by declared username, learned while observing or creating, so that giving a
+    /// new user its roles does not search for it again. Clients are always read whole (their
+    /// mappers are part of the representation), so their ids need no such cache.
     user_ids: BTreeMap<String, String>,
-    client_ids: BTreeMap<String, String>,
 }
 
 impl KeycloakDriver {
@@ -98,7 +99,6 @@ impl KeycloakDriver {
             http,
             token: None,
             user_ids: BTreeMap::new(),
-            client_ids: BTreeMap::new(),
         }
     }
 
@@ -344,17 +344,9 @@ impl KeycloakDriver {
         let clients = self
             .get_list(&format!("looking up client `{client_id}`"), url)
             .await?;
-        let found = clients
+        Ok(clients
             .into_iter()
-            .find(|c| c.get("clientId").and_then(Value::as_str) == Some(client_id));
-        if let Some(id) = found
-            .as_ref()
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_str)
-        {
-            self.client_ids.insert(client_id.to_owned(), id.to_owned());
-        }
-        Ok(found)
+            .find(|c| c.get("clientId").and_then(Value::as_str) == Some(client_id)))
     }
 
     /// The realm role's representation (`id` and `name`), which role mappings are made of.
@@ -475,11 +467,9 @@ impl KeycloakDriver {
     async fn create_client(&mut self, realm: &Realm, client: &RealmClient) -> anyhow::Result<()> {
         let url = self.admin(&realm.name, &["clients"])?;
         let what = format!("creating client `{}`", client.client_id);
-        if let Created::New(Some(id)) = self.create(&what, url, &client_body(realm, client)).await?
-        {
-            self.client_ids.insert(client.client_id.clone(), id);
-        }
-        Ok(())
+        self.create(&what, url, &client_body(realm, client))
+            .await
+            .map(drop)
     }
 
     async fn update_client(
@@ -699,8 +689,11 @@ impl Driver for KeycloakDriver {
             let Some(rep) = self.find_user(&realm.name, &user.username).await? else {
                 continue;
             };
-            let id = self.user_id(&realm.name, &user.username).await?;
-            let url = self.admin(&realm.name, &["users", &id, "role-mappings", "realm"])?;
+            let id = rep
+                .get("id")
+                .and_then(Value::as_str)
+                .with_context(|| format!("Keycloak's user `{}` has no id", user.username))?;
+            let url = self.admin(&realm.name, &["users", id, "role-mappings", "realm"])?;
             let what = format!("reading the roles of user `{}`", user.username);
             let roles = self
                 .get_list(&what, url)
