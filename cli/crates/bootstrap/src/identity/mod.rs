@@ -18,6 +18,8 @@ use serde::Serialize;
 use crate::decl::Realm;
 use crate::{Action, Change};
 
+pub mod keycloak;
+
 /// What exists of a declared user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ObservedUser {
