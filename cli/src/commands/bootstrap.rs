@@ -462,8 +462,10 @@ pub(super) fn driver(
         }
         IdpKind::Keycloak => {
             let (host, port) = published(stack, IDP_SERVICE, IDP_PORT)?;
-            let _ = base(format!("http://{host}:{port}/"))?;
-            anyhow::bail!("TEMP: keycloak driver lands with the helper's branch")
+            Box::new(identity::keycloak::KeycloakDriver::from_env(
+                base(format!("http://{host}:{port}/"))?,
+                var,
+            )?)
         }
         IdpKind::Wso2is => {
             let url = var("FINCTL_WSO2IS_URL").unwrap_or_else(|| "https://127.0.0.1:9443/".into());
