@@ -16,6 +16,8 @@ use serde::Serialize;
 use crate::decl::Realm;
 use crate::{Action, Change};
 
+pub mod wso2is;
+
 /// What exists of a declared user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ObservedUser {
