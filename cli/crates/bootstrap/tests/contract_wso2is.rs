@@ -900,3 +900,26 @@ async fn contract_wso2is_changed_client_is_put_whole() {
     let rows = converge(&mut server.driver(), &realm).await;
     assert!(rows.iter().all(|(_, _, a)| *a == Action::Unchanged));
 }
+
+#[tokio::test]
+async fn contract_wso2is_tls_failure_names_the_insecure_variable() {
+    // An https:// URL on a port that is not WSO2's TLS listener: the handshake fails.
+    let server = Server::start().await;
+    let mut url = server.url.clone();
+    url.set_scheme("https").unwrap();
+    let mut driver = Wso2IsDriver::from_env(url, &|_| None).unwrap();
+    let err = driver.observe(&realm()).await.unwrap_err().to_string();
+    assert!(err.contains("FINCTL_WSO2IS_INSECURE_TLS=1"), "{err}");
+    assert!(err.contains("GET /scim2/v2/Roles: "), "{err}");
+    assert!(err.contains("https://127.0.0.1:"), "{err}");
+
+    // Nothing listening: no TLS hint, a hint that the server may still be starting.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let mut driver = Wso2IsDriver::from_env(url, &|_| None).unwrap();
+    let err = driver.observe(&realm()).await.unwrap_err().to_string();
+    assert!(!err.contains("INSECURE_TLS"), "{err}");
+    assert!(err.contains("is WSO2 IS up?"), "{err}");
+}

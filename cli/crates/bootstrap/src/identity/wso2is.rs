@@ -99,7 +99,7 @@ impl Answer {
 impl Wso2IsDriver {
     /// `insecure_tls` accepts the self-signed certificate WSO2 IS ships with (dev only).
     pub fn new(
-        base_url: Url,
+        mut base_url: Url,
         admin_user: String,
         admin_password: Secret,
         insecure_tls: bool,
@@ -109,6 +109,12 @@ impl Wso2IsDriver {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .context("cannot build the HTTP client for WSO2 IS")?;
+        // A base with a path (`https://host/is`) must end in `/`, or joining drops its last
+        // segment.
+        if !base_url.path().ends_with('/') {
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
         Ok(Self {
             base: base_url,
             admin_user,
@@ -644,7 +650,12 @@ fn transport_error(method: &Method, url: &Url, err: &reqwest::Error) -> anyhow::
         source = s.source();
     }
     let lower = chain.to_ascii_lowercase();
-    let hint = if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
+    // rustls says "invalid peer certificate: UnknownIssuer" for the self-signed one, and
+    // "corrupt message" when the port speaks plain HTTP to an https:// URL.
+    let tls = ["certificate", "tls", "ssl", "handshake", "corrupt message"]
+        .iter()
+        .any(|k| lower.contains(k));
+    let hint = if tls {
         format!(
             "; WSO2 IS ships a self-signed certificate: set {INSECURE_TLS_VAR}=1 to accept it (development only)"
         )
@@ -653,7 +664,7 @@ fn transport_error(method: &Method, url: &Url, err: &reqwest::Error) -> anyhow::
     } else {
         String::new()
     };
-    anyhow!("WSO2 IS {method} {url}: {chain}{hint}")
+    anyhow!("WSO2 IS {method} {}: {chain}{hint}", url.path())
 }
 
 /// A SCIM list's `Resources` (absent when there are none).
