@@ -469,8 +469,7 @@ pub(super) fn driver(
         }
         IdpKind::Wso2is => {
             let url = var("FINCTL_WSO2IS_URL").unwrap_or_else(|| "https://127.0.0.1:9443/".into());
-            let _ = base(url)?;
-            anyhow::bail!("TEMP: wso2is driver lands with the helper's branch")
+            Box::new(identity::wso2is::Wso2IsDriver::from_env(base(url)?, var)?)
         }
     })
 }

@@ -8,8 +8,11 @@
 //!
 //! [`decl`] reads and validates the files (file, line and value for every problem, before
 //! anything is contacted); [`identity`] holds the one trait every identity provider's driver
-//! implements, and the comparison they share.
+//! implements, and the comparison they share (with the WSO2 IS driver in
+//! [`identity::wso2is`]); [`cockroach`] initializes the three-node CockroachDB cluster of the
+//! compose `cluster` profile once and waits for every node to be live.
 
+pub mod cockroach;
 pub mod database;
 pub mod decl;
 pub mod identity;

@@ -796,10 +796,7 @@ fn repository_stack_offline_with_services() {
         (forex.ports[0].published, forex.ports[0].target),
         (Some(8006), 8000)
     );
-    assert_eq!(
-        forex.depends_on["cockroach"],
-        Condition::Healthy
-    );
+    assert_eq!(forex.depends_on["cockroach"], Condition::Healthy);
     assert_eq!(forex.depends_on["redis"], Condition::Healthy);
     assert_eq!(forex.depends_on["redpanda"], Condition::Healthy);
     assert_eq!(forex.environment["SERVICE_NAME"], "svc-forex");

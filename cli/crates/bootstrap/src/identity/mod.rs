@@ -8,17 +8,17 @@
 //! Passwords cannot be read back from any IdP: a user's password is set when bootstrap
 //! creates the user, and left alone afterwards.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 pub mod canaille;
+pub mod keycloak;
+pub mod wso2is;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::decl::Realm;
 use crate::{Action, Change};
-
-pub mod keycloak;
 
 /// What exists of a declared user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
