@@ -551,6 +551,10 @@ pub struct BootstrapArgs {
     /// (Canaille offline, Keycloak upstream).
     #[arg(long, value_enum)]
     pub idp: Option<IdpKind>,
+
+    /// The declarations' folder (default: bootstrap/ beside the Compose file).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]

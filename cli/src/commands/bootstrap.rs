@@ -45,7 +45,16 @@ pub async fn bootstrap(
 ) -> anyhow::Result<ExitStatus> {
     let stack = super::compose::load(global, &args.stack, printer)?;
     let parts = parts(&args.parts);
-    let report = run(&stack, &parts, args.dry_run, args.idp, printer, true).await?;
+    let report = run(
+        &stack,
+        args.dir.as_deref(),
+        &parts,
+        args.dry_run,
+        args.idp,
+        printer,
+        true,
+    )
+    .await?;
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report)?);
     }
@@ -74,7 +83,7 @@ pub(super) async fn bootstrap_for_up(
     parts: &[Part],
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let report = run(stack, parts, false, None, printer, false).await?;
+    let report = run(stack, None, parts, false, None, printer, false).await?;
     let writes = report
         .changes
         .iter()
@@ -167,6 +176,7 @@ impl Planned {
 
 async fn run(
     stack: &Stack,
+    dir: Option<&std::path::Path>,
     parts: &[Part],
     dry_run: bool,
     idp: Option<IdpKind>,
@@ -176,23 +186,36 @@ async fn run(
     let process: BTreeMap<String, String> = std::env::vars().collect();
     let vars = Variables::layered(&stack.working_dir, &process)?;
     let var = |name: &str| vars.get(name).map(str::to_owned);
-    let dir = stack.working_dir.join(decl::DIR);
+    let dir = dir.map_or_else(
+        || stack.working_dir.join(decl::DIR),
+        std::path::Path::to_path_buf,
+    );
     let decl = decl::load(&dir, parts, &var)?;
 
     let mut planned = Vec::new();
     let mut idp_kind = None;
+    let mut cluster = None;
+    if parts.contains(&Part::Database) && !dry_run && is_cluster(stack) {
+        cluster = Some(init_cluster(stack).await?);
+    }
     for part in parts {
         planned.push(match part {
             Part::Database => plan_database(stack, &var, &decl).await?,
             Part::Topics => plan_topics(stack, &decl.topics).await?,
             Part::Identity => {
-                let kind = idp.unwrap_or_else(|| idp_of(stack));
+                let kind = match idp {
+                    Some(kind) => kind,
+                    None => idp_of(stack).await,
+                };
                 idp_kind = Some(kind);
                 plan_identity(stack, &var, &decl, kind).await?
             }
         });
     }
-    let changes: Vec<Change> = planned.iter().flat_map(Planned::changes).collect();
+    let changes: Vec<Change> = cluster
+        .into_iter()
+        .chain(planned.iter().flat_map(Planned::changes))
+        .collect();
     let writes = changes.iter().any(|c| c.action.is_write());
     if !printer.json() && (show_unchanged || writes) {
         printer.data(&table(&changes, show_unchanged));
@@ -344,6 +367,53 @@ async fn plan_database(
     Ok(Planned::Database { client, statements })
 }
 
+/// The cluster profile on the upstream images: three CockroachDB nodes to initialise.
+fn is_cluster(stack: &Stack) -> bool {
+    stack.active_profiles.iter().any(|p| p == "cluster")
+        && stack
+            .services
+            .get(DATABASE_SERVICE)
+            .and_then(|s| s.image.as_deref())
+            .is_some_and(|i| i.starts_with("cockroachdb/"))
+}
+
+/// `cockroach init` in the first node's container, then all three nodes live.
+async fn init_cluster(stack: &Stack) -> anyhow::Result<Change> {
+    struct DockerExec<'a> {
+        engine: Engine,
+        stack: &'a Stack,
+    }
+    #[async_trait::async_trait]
+    impl finctl_bootstrap::cockroach::Exec for DockerExec<'_> {
+        async fn exec(&self, node: &str, cmd: &[String]) -> anyhow::Result<(i64, String)> {
+            let service = self.stack.service(node)?;
+            let container = self.stack.container_name(service, 1);
+            let (code, out) = finctl_engine::run_probe(
+                &self.engine,
+                &container,
+                cmd,
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
+            Ok((code.unwrap_or(-1), out))
+        }
+    }
+    let exec = DockerExec {
+        engine: Engine::connect().await?,
+        stack,
+    };
+    let nodes = [DATABASE_SERVICE, "cockroach-2", "cockroach-3"].map(String::from);
+    finctl_bootstrap::cockroach::init_cluster(&exec, &nodes, std::time::Duration::from_secs(120))
+        .await
+        .map_err(|err| {
+            UserError::failure(
+                format!("database: the CockroachDB cluster: {err:#}"),
+                "`finctl ps --profile cluster` shows the nodes; `finctl logs cockroach-2` why one is missing",
+            )
+            .into()
+        })
+}
+
 /// `retention.ms` and `cleanup.policy`, as the broker stores them.
 fn topic_configs(topic: &Topic) -> Vec<(&'static str, String)> {
     vec![
@@ -432,15 +502,27 @@ async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<Planned>
     })
 }
 
-/// The stack's IdP: the offline image is Canaille, anything else Keycloak.
-fn idp_of(stack: &Stack) -> IdpKind {
-    match stack
+/// The stack's IdP, by the image its container runs (so `finctl bootstrap` without
+/// `--offline` still finds the offline IdP), else by the Compose file: the offline image is
+/// Canaille, anything else Keycloak.
+async fn idp_of(stack: &Stack) -> IdpKind {
+    let mut image = stack
         .services
         .get(IDP_SERVICE)
-        .and_then(|s| s.image.as_deref())
-    {
-        Some(image) if image.starts_with("finctl/idp") => IdpKind::Canaille,
-        _ => IdpKind::Keycloak,
+        .and_then(|s| s.image.clone())
+        .unwrap_or_default();
+    if let (Ok(engine), Ok(service)) = (Engine::connect().await, stack.service(IDP_SERVICE)) {
+        let container = stack.container_name(service, 1);
+        if let Ok(inspect) = engine.api().inspect_container(&container, None).await
+            && let Some(running) = inspect.config.and_then(|c| c.image)
+        {
+            image = running;
+        }
+    }
+    if image.starts_with("finctl/idp") {
+        IdpKind::Canaille
+    } else {
+        IdpKind::Keycloak
     }
 }
 
