@@ -10,6 +10,48 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+/// `finctl bootstrap database` on a clean PostgreSQL: the declared database, user and grant
+/// made, then nothing to do; a grant of one more privilege is an update of that grant only.
+#[tokio::test]
+async fn bootstrap_database_creates_then_changes_nothing() -> anyhow::Result<()> {
+    use finctl_bootstrap::{Action, database};
+    let pg = finctl_testkit::postgres().await?;
+    let (client, connection) = tokio_postgres::connect(&pg.config(), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let mut decl = idp::declarations(&[finctl_bootstrap::decl::Part::Database]).database;
+    let plan = database::plan(&client, &decl).await?;
+    let created: Vec<(&str, &str)> = plan
+        .iter()
+        .filter(|s| s.change.action == Action::Create)
+        .map(|s| (s.change.kind, s.change.name.as_str()))
+        .collect();
+    assert!(created.contains(&("database", "innover")), "{plan:?}");
+    assert!(created.contains(&("user", "reporting")), "{plan:?}");
+    assert!(database::apply(&client, &plan).await? >= 2);
+    let again = database::plan(&client, &decl).await?;
+    assert!(again.iter().all(|s| s.sql.is_none()), "{again:?}");
+    assert_eq!(database::apply(&client, &again).await?, 0, "no write call");
+
+    decl.grants[0].privileges.insert("CREATE".into());
+    let grant = database::plan(&client, &decl).await?;
+    let writes: Vec<_> = grant.iter().filter(|s| s.sql.is_some()).collect();
+    assert_eq!(writes.len(), 1, "{grant:?}");
+    assert_eq!(
+        writes[0].change.action,
+        Action::Update(vec!["create".into()])
+    );
+    database::apply(&client, &grant).await?;
+    let can: bool = client
+        .query_one(
+            "SELECT has_database_privilege('reporting', 'innover', 'CREATE')",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(can);
+    Ok(())
+}
+
 #[tokio::test]
 async fn postgres_answers_sql_as_root_on_defaultdb() -> anyhow::Result<()> {
     let pg = finctl_testkit::postgres().await?;
@@ -139,6 +181,8 @@ async fn kafka_creates_topics_and_round_trips_through_a_consumer_group() -> anyh
 mod idp {
     use base64::Engine as _;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use finctl_bootstrap::decl::{self, Declarations, Part, Secret};
+    use finctl_bootstrap::identity::{self, Driver as _, canaille::CanailleDriver};
     use serde_json::{Value, json};
 
     /// The JSON of a JWT's header or claims segment.
@@ -150,11 +194,73 @@ mod idp {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
     }
 
+    /// The repository's declarations with compose/.env's development values.
+    pub(crate) fn declarations(parts: &[Part]) -> Declarations {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let env = std::fs::read_to_string(format!("{root}/compose/.env")).expect("compose/.env");
+        let vars: std::collections::BTreeMap<String, String> = env
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        decl::load(
+            std::path::Path::new(&format!("{root}/compose/bootstrap")),
+            parts,
+            &|k| vars.get(k).cloned(),
+        )
+        .expect("the repository's declarations are valid")
+    }
+
+    /// `finctl bootstrap identity`'s Canaille driver against a clean IdP: the image starts with
+    /// its admin client only; the first run makes every declared role, user and client, the
+    /// second has nothing to do. Returns the rows of the first run.
+    async fn bootstrap(idp: &finctl_testkit::Idp) -> anyhow::Result<Vec<(String, String, String)>> {
+        let realm = declarations(&[Part::Identity]).identity;
+        let (id, secret) = idp.admin_client();
+        let mut driver = CanailleDriver::new(
+            reqwest::Url::parse(&idp.base_url())?,
+            id.to_owned(),
+            Secret::new(secret),
+        );
+        let rows = |plan: &[(finctl_bootstrap::Change, Option<identity::Step>)]| {
+            plan.iter()
+                .filter(|(c, _)| c.action.is_write())
+                .map(|(c, _)| {
+                    (
+                        c.kind.to_owned(),
+                        c.name.clone(),
+                        c.action.label().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let plan = identity::plan(&realm, &driver.observe(&realm).await?);
+        for (_, step) in &plan {
+            if let Some(step) = step {
+                driver.apply(&realm, step).await?;
+            }
+        }
+        let again = identity::plan(&realm, &driver.observe(&realm).await?);
+        assert_eq!(rows(&again), [], "a second run has nothing to change");
+        Ok(rows(&plan))
+    }
+
     #[tokio::test]
     async fn canaille_serves_discovery_jwks_password_grant_jwts_and_scim() -> anyhow::Result<()> {
         let idp = finctl_testkit::idp().await?;
         let http = reqwest::Client::new();
         let base = idp.base_url();
+        let made = bootstrap(&idp).await?;
+        for user in ["admin", "ops_user", "finance", "auditor", "user"] {
+            for kind in ["role", "user"] {
+                assert!(
+                    made.contains(&(kind.into(), user.into(), "create".into())),
+                    "{kind} {user} made by bootstrap: {made:?}"
+                );
+            }
+        }
+        assert!(made.contains(&("client".into(), "finctl".into(), "create".into())));
 
         let discovery: Value = http
             .get(format!("{base}/.well-known/openid-configuration"))

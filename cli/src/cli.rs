@@ -264,7 +264,8 @@ Exit codes: 0 a token, 1 the IdP refused (wrong password, unknown user) or is do
 Examples:
   curl -H \"Authorization: Bearer $(finctl token)\" http://127.0.0.1:8280/api/profile/1.0.0/me
   finctl token --user auditor --decode
-  finctl token --client-credentials --json | jq .claims.aud")]
+  finctl token --user finance --decode --json | jq .summary.roles
+  finctl token --client-credentials > client.token")]
     Token(TokenArgs),
 }
 
@@ -539,7 +540,8 @@ pub struct BootstrapArgs {
     #[command(flatten)]
     pub stack: StackArgs,
 
-    /// Parts to bootstrap, in this order whatever the order given; default: all three.
+    /// Parts to bootstrap; they run as database, topics, identity whatever the order given.
+    /// Default: all three.
     #[arg(value_enum)]
     pub parts: Vec<BootstrapPart>,
 

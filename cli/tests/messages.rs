@@ -36,6 +36,8 @@ const COMMANDS: &[&[&str]] = &[
     &["topics", "list"],
     &["topics", "create"],
     &["publish-apis"],
+    &["bootstrap"],
+    &["token"],
 ];
 
 const NO_DOCKER: &str = "unix:///nonexistent.sock";

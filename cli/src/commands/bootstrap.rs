@@ -68,10 +68,13 @@ pub async fn bootstrap(
     } else if args.dry_run {
         printer.status(&format!(
             "Dry run: {}; nothing was changed.",
-            summary(&report.changes)
+            summary(&report.changes, false)
         ));
     } else {
-        printer.status(&format!("Bootstrapped: {}.", summary(&report.changes)));
+        printer.status(&format!(
+            "Bootstrapped: {}.",
+            summary(&report.changes, true)
+        ));
     }
     Ok(ExitStatus::Success)
 }
@@ -100,7 +103,7 @@ pub(super) async fn bootstrap_for_up(
             report.changes.len()
         ));
     } else {
-        printer.status(&format!("Bootstrap: {}.", summary(&report.changes)));
+        printer.status(&format!("Bootstrap: {}.", summary(&report.changes, true)));
     }
     Ok(())
 }
@@ -589,15 +592,24 @@ fn past(action: &Action) -> &'static str {
     }
 }
 
-fn summary(changes: &[Change]) -> String {
+/// `2 to create, 1 unchanged` for a plan; `2 created, 1 unchanged` once applied.
+fn summary(changes: &[Change], applied: bool) -> String {
     let count = |label: &str| changes.iter().filter(|c| c.action.label() == label).count();
     let (create, update, same) = (count("create"), count("update"), count("unchanged"));
     let mut parts = Vec::new();
     if create > 0 {
-        parts.push(format!("{create} to create"));
+        parts.push(if applied {
+            format!("{create} created")
+        } else {
+            format!("{create} to create")
+        });
     }
     if update > 0 {
-        parts.push(format!("{update} to update"));
+        parts.push(if applied {
+            format!("{update} updated")
+        } else {
+            format!("{update} to update")
+        });
     }
     parts.push(format!("{same} unchanged"));
     parts.join(", ")

@@ -220,6 +220,25 @@ def fix_issuer():
     canaille.oidc.metadata.get_issuer = get_issuer
 
 
+def add_token_ids():
+    """Canaille's JWT access tokens have no `jti`, so two password-grant tokens for one user
+    in the same second are byte-identical, and the second fails with a 500 (tokens are
+    stored with a unique access_token): `finctl token` twice in a row would break. Give every
+    JWT a random `jti`, as Keycloak does."""
+    import canaille.oidc.provider as provider
+
+    original = provider.generate_id_token
+
+    def generate_id_token(*args, **kwargs):
+        if "user_info" in kwargs:
+            info = dict(kwargs["user_info"] or {})
+            info.setdefault("jti", secrets.token_urlsafe(16))
+            kwargs["user_info"] = info
+        return original(*args, **kwargs)
+
+    provider.generate_id_token = generate_id_token
+
+
 def add_conflict_handler(app):
     """Canaille answers a SCIM create of an existing userName / group with a
     500 HTML page (uncaught IntegrityError). Answer 409 with a SCIM error, as
@@ -365,7 +384,11 @@ def add_admin_api(app):
         resp.status_code = 201 if created else 200
         return resp
 
-    app.add_url_rule("/admin/clients/<client_id>", "idp_admin_clients", clients,
+    # An API authorised per request, not a browser form: no CSRF token (as Canaille's own
+    # OAuth endpoints).
+    from canaille.app.flask import csrf
+
+    app.add_url_rule("/admin/clients/<client_id>", "idp_admin_clients", csrf.exempt(clients),
                      methods=["GET", "PUT"])
 
 
@@ -373,6 +396,7 @@ def create_app(config):
     import canaille
 
     fix_issuer()
+    add_token_ids()
     app = canaille.create_app(config=config)
     add_conflict_handler(app)
     add_admin_api(app)

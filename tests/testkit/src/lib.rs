@@ -148,13 +148,18 @@ impl Idp {
         self.base_url()
     }
 
-    /// The seeded confidential client used by finctl and tests.
+    /// The confidential client `finctl bootstrap identity` makes (compose/bootstrap/).
     pub fn client_id(&self) -> &'static str {
         "finctl"
     }
 
     pub fn client_secret(&self) -> &'static str {
         "finctl-dev-secret"
+    }
+
+    /// The image's one seeded client, with which bootstrap configures it.
+    pub fn admin_client(&self) -> (&'static str, &'static str) {
+        ("finctl-admin", "finctl-admin-dev-secret")
     }
 }
 

@@ -315,6 +315,9 @@ impl CanailleDriver {
 }
 
 fn detail(reply: &Value) -> String {
+    if reply.is_null() {
+        return "the IdP answered without a JSON body (see `finctl logs keycloak`)".into();
+    }
     reply["detail"]
         .as_str()
         .or(reply["error_description"].as_str())
