@@ -7,7 +7,6 @@
 //! `secret_env`) and its value comes from the environment or `compose/.env`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,24 +49,7 @@ impl Part {
 }
 
 /// A secret's value, read from the variable the file names; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use finctl_env::Secret;
 
 // ---- database.yaml ---------------------------------------------------------------------
 

@@ -25,7 +25,6 @@
 //! name must already exist in WSO2 (Admin portal, Rate Limiting Policies, Advanced
 //! Policies). Subscriptions use the built-in `Unlimited` tier.
 
-use std::fmt;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -57,25 +56,7 @@ const ANONYMOUS_AUTH: &str = "None";
 const TOKEN_AUTH: &str = "Application & Application User";
 const UNLIMITED: &str = "Unlimited";
 
-/// A password or token: kept out of `Debug` output and logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use finctl_env::Secret;
 
 #[derive(Debug, Clone)]
 pub struct Wso2Config {
