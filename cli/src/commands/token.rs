@@ -278,3 +278,54 @@ fn summary(claims: &Value) -> Value {
         "expires": expires,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: &Value) -> String {
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        format!(
+            "{}.{}.sig",
+            part(&json!({"alg": "RS256", "kid": "k1"})),
+            part(claims)
+        )
+    }
+
+    #[test]
+    fn decode_reads_header_and_claims_and_refuses_opaque_tokens() {
+        let (header, claims) = decode(&jwt(&json!({"sub": "ada"}))).unwrap();
+        assert_eq!(
+            (header["kid"].as_str(), claims["sub"].as_str()),
+            (Some("k1"), Some("ada"))
+        );
+        assert!(decode("opaque-client-token").is_none());
+    }
+
+    #[test]
+    fn summary_finds_roles_wherever_the_idp_puts_them_and_says_when_it_expires() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let keycloak = json!({"realm_access": {"roles": ["auditor"]}, "exp": now + 252, "preferred_username": "audrey", "sub": "f3c1"});
+        let s = summary(&keycloak);
+        assert_eq!(s["roles"], json!(["auditor"]));
+        assert_eq!(s["username"], "audrey");
+        let expires = s["expires"].as_str().unwrap();
+        assert!(
+            expires.contains("(in 4m 1") || expires.contains("(in 4m 12s)"),
+            "{expires}"
+        );
+        let canaille = json!({"groups": ["finance"], "exp": now - 60, "sub": "finance"});
+        let s = summary(&canaille);
+        assert_eq!(
+            (s["roles"].clone(), s["username"].clone()),
+            (json!(["finance"]), json!("finance"))
+        );
+        assert!(
+            s["expires"].as_str().unwrap().contains("expired 1m ago"),
+            "{s}"
+        );
+    }
+}
