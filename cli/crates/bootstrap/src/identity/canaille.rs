@@ -355,10 +355,14 @@ impl Driver for CanailleDriver {
             role_claim: None,
             ..Observed::default()
         };
+        // A role no declared user has cannot exist here (groups are never empty): there is
+        // nothing to make until a user gets it, so it is not planned again and again.
         observed.roles = realm
             .roles
             .iter()
-            .filter(|r| self.groups.contains_key(*r))
+            .filter(|r| {
+                self.groups.contains_key(*r) || !realm.users.iter().any(|u| u.roles.contains(*r))
+            })
             .cloned()
             .collect();
         self.users.clear();
