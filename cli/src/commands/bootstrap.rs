@@ -154,7 +154,6 @@ enum Planned {
         statements: Vec<database::Statement>,
     },
     Topics {
-        tool: Tool,
         container: String,
         steps: Vec<(Change, Option<Vec<String>>)>,
     },
@@ -262,11 +261,7 @@ async fn apply(planned: Planned, printer: &Printer) -> anyhow::Result<usize> {
                 count += 1;
             }
         }
-        Planned::Topics {
-            tool,
-            container,
-            steps,
-        } => {
+        Planned::Topics { container, steps } => {
             let engine = Engine::connect().await?;
             for (change, cmd) in &steps {
                 let Some(cmd) = cmd else { continue };
@@ -276,7 +271,6 @@ async fn apply(planned: Planned, printer: &Printer) -> anyhow::Result<usize> {
                 done(change);
                 count += 1;
             }
-            let _ = tool;
         }
         Planned::Identity {
             mut driver,
@@ -498,11 +492,7 @@ async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<Planned>
             steps.push((row(Action::Unchanged), None));
         }
     }
-    Ok(Planned::Topics {
-        tool,
-        container,
-        steps,
-    })
+    Ok(Planned::Topics { container, steps })
 }
 
 /// The stack's IdP, by the image its container runs (so `finctl bootstrap` without
