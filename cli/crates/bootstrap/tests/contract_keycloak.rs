@@ -69,6 +69,9 @@ struct Keycloak26 {
     expire_next: usize,
     /// A forced answer to the next `POST .../users`.
     user_create_answer: Option<(StatusCode, Value)>,
+    /// After this many admin writes, Keycloak "goes away": every call answers 503.
+    down_after_writes: Option<usize>,
+    writes: usize,
     realms: BTreeMap<String, KcRealm>,
     passwords: BTreeMap<String, String>,
     calls: Vec<Call>,
@@ -435,7 +438,14 @@ async fn serve(
     } else {
         let json_body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let authorized = bearer.as_ref().is_some_and(|b| s.valid.contains(b));
-        let response = if s.expire_next > 0 || !authorized {
+        let is_write = method != Method::GET;
+        let down = s.down_after_writes.is_some_and(|n| s.writes >= n);
+        let response = if down {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": "unavailable" }),
+            )
+        } else if s.expire_next > 0 || !authorized {
             if s.expire_next > 0 {
                 s.expire_next -= 1;
                 s.valid.clear();
@@ -445,6 +455,9 @@ async fn serve(
                 json!({ "error": "HTTP 401 Unauthorized" }),
             )
         } else {
+            if is_write {
+                s.writes += 1;
+            }
             s.handle(&method, &path, &query, json_body.clone())
         };
         (json_body, response)
@@ -1127,4 +1140,48 @@ async fn contract_keycloak_from_env_reads_the_admin_variables() {
         .unwrap();
     assert!(err.to_string().contains("KEYCLOAK_ADMIN_PASSWORD"), "{err}");
     assert!(!err.to_string().contains("KEYCLOAK_ADMIN,"), "{err}");
+}
+
+/// Keycloak goes away half-way (after a few writes): the run stops with an error naming the
+/// step, what it made stays, and the next run makes only what is missing.
+#[tokio::test]
+async fn contract_keycloak_a_run_stopped_half_way_is_finished_by_the_next() {
+    let kc = Fake::start().await;
+    let realm = realm();
+    kc.state.lock().unwrap().down_after_writes = Some(4);
+    let mut driver = kc.driver();
+    let plan = identity::plan(&realm, &driver.observe(&realm).await.unwrap());
+    let mut failed = None;
+    let mut done = 0;
+    for step in steps(&plan) {
+        match driver.apply(&realm, &step).await {
+            Ok(()) => done += 1,
+            Err(e) => {
+                failed = Some(format!("{e:#}"));
+                break;
+            }
+        }
+    }
+    let failed = failed.expect("the run stops when Keycloak goes away");
+    assert!(failed.contains("503"), "{failed}");
+    assert!(done >= 1 && done < steps(&plan).len(), "{done} steps done");
+
+    // Back up: the next run plans only what the first did not make, then nothing.
+    kc.state.lock().unwrap().down_after_writes = None;
+    let mut driver = kc.driver();
+    let second = identity::plan(&realm, &driver.observe(&realm).await.unwrap());
+    let remaining = steps(&second);
+    assert!(
+        !remaining.is_empty() && remaining.len() < steps(&plan).len(),
+        "{remaining:?}"
+    );
+    assert!(
+        !remaining.contains(&Step::CreateRealm),
+        "the realm made before the failure stays: {remaining:?}"
+    );
+    for step in &remaining {
+        driver.apply(&realm, step).await.unwrap();
+    }
+    let third = identity::plan(&realm, &driver.observe(&realm).await.unwrap());
+    assert_eq!(steps(&third), vec![], "finished");
 }
