@@ -203,7 +203,17 @@ async fn run(
     for part in parts {
         planned.push(match part {
             Part::Database => plan_database(stack, &var, &decl).await?,
-            Part::Topics => plan_topics(stack, &decl.topics).await?,
+            Part::Topics => {
+                let (planned, settings_unread) = plan_topics(stack, &decl.topics).await?;
+                if settings_unread && show_unchanged {
+                    printer.warn(
+                        "topics: the offline broker (tansu) cannot show or change a topic's settings: \
+                         retention and cleanup policy are set when bootstrap creates a topic, and \
+                         existing topics' settings are not compared",
+                    );
+                }
+                planned
+            }
             Part::Identity => {
                 let kind = match idp {
                     Some(kind) => kind,
@@ -419,7 +429,8 @@ fn topic_configs(topic: &Topic) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<Planned> {
+/// The plan, and whether existing topics' settings went unread (tansu).
+async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<(Planned, bool)> {
     let service = stack.service(BROKER_SERVICE)?;
     let container = stack.container_name(service, 1);
     let engine = Engine::connect().await?;
@@ -492,7 +503,9 @@ async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<Planned>
             steps.push((row(Action::Unchanged), None));
         }
     }
-    Ok(Planned::Topics { container, steps })
+    let settings_unread = tool.describe_configs("").is_none()
+        && topics.iter().any(|t| existing.contains_key(&t.name));
+    Ok((Planned::Topics { container, steps }, settings_unread))
 }
 
 /// The stack's IdP, by the image its container runs (so `finctl bootstrap` without
