@@ -110,6 +110,60 @@ async fn redis_answers_ping_and_rejects_a_wrong_password() -> anyhow::Result<()>
     Ok(())
 }
 
+/// `finctl bootstrap topics`' admin connection to a broker that advertises a name this
+/// machine cannot resolve (as the stack's `redpanda:9092`): with the advertised address
+/// rewritten to the published one, CreateTopics reaches the controller; what tansu cannot do
+/// (CreatePartitions) comes back as an "unsupported" error, not a hang or a silent success.
+#[tokio::test]
+async fn kafka_admin_follows_a_rewritten_advertised_address() -> anyhow::Result<()> {
+    use finctl_bootstrap::kafka::Admin;
+    let kafka = finctl_testkit::kafka_advertising(Some("redpanda.invalid")).await?;
+    let rewrite = [("redpanda.invalid:9092".to_owned(), kafka.bootstrap())];
+    let admin = std::sync::Arc::new(Admin::connect(&kafka.bootstrap(), &rewrite)?);
+    let run = |f: fn(&Admin) -> anyhow::Result<String>| {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || f(&admin))
+    };
+    let topic = "rewrite.check";
+    let configs = [
+        ("retention.ms", "3600000".to_owned()),
+        ("cleanup.policy", "delete".to_owned()),
+    ];
+    let created = {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || admin.create_topic(topic, 2, 1, &configs)).await?
+    };
+    assert_eq!(
+        created,
+        Ok(()),
+        "CreateTopics through the rewritten address"
+    );
+    let listed = run(|a| Ok(format!("{:?}", a.topics()?.get("rewrite.check")))).await??;
+    assert_eq!(
+        listed, "Some(2)",
+        "the topic is listed with its 2 partitions"
+    );
+
+    let again = {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || admin.create_topic(topic, 2, 1, &[])).await?
+    };
+    let err = again.expect_err("a second CreateTopics for the same name fails");
+    assert_eq!(
+        err.code,
+        rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+        "{err}"
+    );
+
+    let more = {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || admin.create_partitions(topic, 4)).await?
+    };
+    let err = more.expect_err("tansu has no CreatePartitions");
+    assert!(err.unsupported(), "an unsupported-request error: {err}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn kafka_creates_topics_and_round_trips_through_a_consumer_group() -> anyhow::Result<()> {
     let kafka = finctl_testkit::kafka().await?;
@@ -197,18 +251,12 @@ mod idp {
     /// The repository's declarations with compose/.env's development values.
     pub(crate) fn declarations(parts: &[Part]) -> Declarations {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-        let env = std::fs::read_to_string(format!("{root}/compose/.env")).expect("compose/.env");
-        let vars: std::collections::BTreeMap<String, String> = env
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        decl::load(
-            std::path::Path::new(&format!("{root}/compose/bootstrap")),
-            parts,
-            &|k| vars.get(k).cloned(),
-        )
+        let compose = std::path::Path::new(root).join("compose");
+        let vars = finctl_compose::Variables::layered(&compose, &Default::default())
+            .expect("compose/.env");
+        decl::load(&compose.join("bootstrap"), parts, &|k| {
+            vars.get(k).map(str::to_owned)
+        })
         .expect("the repository's declarations are valid")
     }
 

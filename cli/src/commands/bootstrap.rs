@@ -6,6 +6,7 @@
 //! identity. The plan is one table; `--dry-run` stops after it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
@@ -15,12 +16,13 @@ use crate::cli::{BootstrapArgs, BootstrapPart, GlobalArgs, IdpKind};
 use crate::printer::Printer;
 use finctl_bootstrap::decl::{self, Declarations, Part, Topic};
 use finctl_bootstrap::identity::{self, Driver, Step};
+use finctl_bootstrap::kafka::Admin;
 use finctl_bootstrap::{Action, Change, database};
 use finctl_compose::{Stack, Variables};
 use finctl_engine::Engine;
 use finctl_error::{ExitStatus, UserError};
 
-use super::topics::{BROKER_SERVICE, Tool, broker_tool, run_tool};
+use super::topics::{BROKER_SERVICE, blocking};
 
 /// The Compose services bootstrap talks to.
 pub(super) const DATABASE_SERVICE: &str = "cockroach";
@@ -154,8 +156,8 @@ enum Planned {
         statements: Vec<database::Statement>,
     },
     Topics {
-        container: String,
-        steps: Vec<(Change, Option<Vec<String>>)>,
+        admin: Arc<Admin>,
+        steps: Vec<(Change, Option<TopicOp>)>,
     },
     Identity {
         driver: Box<dyn Driver>,
@@ -170,7 +172,11 @@ impl Planned {
             Self::Database { statements, .. } => {
                 statements.iter().map(|s| s.change.clone()).collect()
             }
-            Self::Topics { steps, .. } => steps.iter().map(|(c, _)| c.clone()).collect(),
+            Self::Topics { steps, .. } => {
+                let mut rows: Vec<Change> = steps.iter().map(|(c, _)| c.clone()).collect();
+                rows.dedup_by(|a, b| a.name == b.name);
+                rows
+            }
             Self::Identity { steps, .. } => steps.iter().map(|(c, _)| c.clone()).collect(),
         }
     }
@@ -207,7 +213,7 @@ async fn run(
                 let (planned, settings_unread) = plan_topics(stack, &decl.topics).await?;
                 if settings_unread && show_unchanged {
                     printer.warn(
-                        "topics: the offline broker (tansu) cannot show or change a topic's settings: \
+                        "topics: the broker does not describe topic settings (DescribeConfigs): \
                          retention and cleanup policy are set when bootstrap creates a topic, and \
                          existing topics' settings are not compared",
                     );
@@ -271,15 +277,17 @@ async fn apply(planned: Planned, printer: &Printer) -> anyhow::Result<usize> {
                 count += 1;
             }
         }
-        Planned::Topics { container, steps } => {
-            let engine = Engine::connect().await?;
-            for (change, cmd) in &steps {
-                let Some(cmd) = cmd else { continue };
-                run_tool(&engine, &container, cmd).await.with_context(|| {
-                    format!("topics: {} {}", change.action.label(), change.name)
-                })?;
-                done(change);
-                count += 1;
+        Planned::Topics { admin, steps } => {
+            let mut last = None;
+            for (change, op) in steps {
+                let Some(op) = op else { continue };
+                apply_topic(&admin, &change.name, op).await?;
+                // A topic's update may take several writes: one row, counted once.
+                if last.as_ref() != Some(&change.name) {
+                    done(&change);
+                    count += 1;
+                    last = Some(change.name.clone());
+                }
             }
         }
         Planned::Identity {
@@ -429,34 +437,27 @@ fn topic_configs(topic: &Topic) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The plan, and whether existing topics' settings went unread (tansu).
+/// What a topics step writes.
+enum TopicOp {
+    Create(Topic),
+    Partitions { total: usize, had: usize },
+    Configs(Vec<(&'static str, String)>),
+}
+
+/// The plan, and whether existing topics' settings went unread (a broker without
+/// DescribeConfigs for topics, as tansu).
 async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<(Planned, bool)> {
-    let service = stack.service(BROKER_SERVICE)?;
-    let container = stack.container_name(service, 1);
-    let engine = Engine::connect().await?;
-    let tool = broker_tool(&engine, &container).await?;
-    let listed = run_tool(&engine, &container, &tool.list()).await?;
-    let existing: BTreeMap<String, u64> = tool
-        .parse_list(&listed)?
-        .into_iter()
-        .map(|t| (t.topic, t.partitions))
-        .collect();
+    let admin = super::topics::admin(stack)?;
+    let existing = super::topics::listed(&admin).await?;
     let mut steps = Vec::new();
+    let mut settings_unread = false;
     for topic in topics {
         let row = |action| Change::new("topics", "topic", &topic.name, action);
         let Some(&partitions) = existing.get(&topic.name) else {
-            steps.push((
-                row(Action::Create),
-                Some(tool.create_with(
-                    &topic.name,
-                    topic.partitions,
-                    topic.replication_factor,
-                    &topic_configs(topic),
-                )),
-            ));
+            steps.push((row(Action::Create), Some(TopicOp::Create(topic.clone()))));
             continue;
         };
-        let declared = u64::try_from(topic.partitions).unwrap_or(1);
+        let declared = usize::try_from(topic.partitions).unwrap_or(1);
         if partitions > declared {
             return Err(UserError::failure(
                 format!(
@@ -467,45 +468,107 @@ async fn plan_topics(stack: &Stack, topics: &[Topic]) -> anyhow::Result<(Planned
             )
             .into());
         }
+        let mut fields = Vec::new();
+        let mut ops = Vec::new();
         if partitions < declared {
-            let delta = i32::try_from(declared - partitions).unwrap_or(i32::MAX);
-            let cmd = tool.add_partitions(&topic.name, delta).ok_or_else(|| {
-                UserError::failure(
-                    format!(
-                        "topics: {} has {partitions} partition(s) and topics.yaml declares {declared}, but the broker ({}) has no CreatePartitions",
-                        topic.name,
-                        tool.name()
-                    ),
-                    format!(
-                        "declare partitions: {partitions} for {}, or recreate the topic (the offline broker keeps topics in memory: `finctl restart {BROKER_SERVICE}` empties it)",
-                        topic.name
-                    ),
-                )
-            })?;
-            steps.push((row(Action::Update(vec!["partitions".into()])), Some(cmd)));
+            fields.push("partitions".to_owned());
+            ops.push(TopicOp::Partitions {
+                total: declared,
+                had: partitions,
+            });
         }
-        // Settings, where the broker's tool can read them (tansu's cannot: they are set when
-        // the topic is made, and not compared).
-        if let Some(describe) = tool.describe_configs(&topic.name) {
-            let output = run_tool(&engine, &container, &describe).await?;
-            let have = Tool::parse_configs(&output);
-            let differ: Vec<(&str, String)> = topic_configs(topic)
-                .into_iter()
-                .filter(|(k, v)| have.get(*k) != Some(v))
-                .collect();
-            if !differ.is_empty() {
-                let fields = differ.iter().map(|(k, _)| k.to_string()).collect();
-                let cmd = tool.alter_configs(&topic.name, &differ);
-                steps.push((row(Action::Update(fields)), cmd));
+        let name = topic.name.clone();
+        match blocking(&admin, move |a| a.describe_configs(&name)).await? {
+            // A broker that answers with no settings at all has nothing to compare.
+            Ok(have) if have.is_empty() => settings_unread = true,
+            Ok(have) => {
+                let differ: Vec<(&str, String)> = topic_configs(topic)
+                    .into_iter()
+                    .filter(|(k, v)| have.get(*k) != Some(v))
+                    .collect();
+                if !differ.is_empty() {
+                    fields.extend(differ.iter().map(|(k, _)| (*k).to_owned()));
+                    ops.push(TopicOp::Configs(differ));
+                }
+            }
+            Err(err) if err.unsupported() => settings_unread = true,
+            Err(err) => {
+                return Err(UserError::failure(
+                    format!("topics: cannot read the settings of {}: {err}", topic.name),
+                    format!("`finctl logs {BROKER_SERVICE}` says why"),
+                )
+                .into());
             }
         }
-        if !steps.iter().any(|(c, _)| c.name == topic.name) {
+        if ops.is_empty() {
             steps.push((row(Action::Unchanged), None));
+        } else {
+            // One row per topic, naming every field; its writes run in order.
+            let last = ops.pop();
+            let update = row(Action::Update(fields));
+            for op in ops {
+                steps.push((update.clone(), Some(op)));
+            }
+            steps.push((update, last));
         }
     }
-    let settings_unread = tool.describe_configs("").is_none()
-        && topics.iter().any(|t| existing.contains_key(&t.name));
-    Ok((Planned::Topics { container, steps }, settings_unread))
+    Ok((Planned::Topics { admin, steps }, settings_unread))
+}
+
+/// One topics write; what the broker cannot do names the topic and the broker's limit.
+async fn apply_topic(admin: &Arc<Admin>, name: &str, op: TopicOp) -> anyhow::Result<()> {
+    let topic = name.to_owned();
+    let (what, result) = match op {
+        TopicOp::Create(t) => {
+            let configs = topic_configs(&t);
+            let result = blocking(admin, move |a| {
+                a.create_topic(&t.name, t.partitions, t.replication_factor, &configs)
+            })
+            .await?;
+            ("CreateTopics", result)
+        }
+        TopicOp::Partitions { total, had } => {
+            let result = blocking(admin, move |a| a.create_partitions(&topic, total)).await?;
+            if let Err(err) = &result
+                && err.unsupported()
+            {
+                return Err(UserError::failure(
+                    format!(
+                        "topics: {name} has {had} partition(s) and topics.yaml declares {total}, but the broker ({BROKER_SERVICE}) has no CreatePartitions: {err}"
+                    ),
+                    format!(
+                        "declare partitions: {had} for {name}, or recreate the topic (the offline broker keeps topics in memory: `finctl restart {BROKER_SERVICE}` empties it)"
+                    ),
+                )
+                .into());
+            }
+            ("CreatePartitions", result)
+        }
+        TopicOp::Configs(configs) => {
+            let keys: Vec<&str> = configs.iter().map(|(k, _)| *k).collect();
+            let keys = keys.join(", ");
+            let result = blocking(admin, move |a| a.alter_configs(&topic, &configs)).await?;
+            if let Err(err) = &result
+                && err.unsupported()
+            {
+                return Err(UserError::failure(
+                    format!(
+                        "topics: {name}'s {keys} differ from topics.yaml, but the broker ({BROKER_SERVICE}) has no IncrementalAlterConfigs: {err}"
+                    ),
+                    format!("declare the settings {name} has, or recreate the topic"),
+                )
+                .into());
+            }
+            ("IncrementalAlterConfigs", result)
+        }
+    };
+    result.map_err(|err| {
+        UserError::failure(
+            format!("topics: {what} for {name} failed: {err}"),
+            "what was made before stays; fix the cause and run `finctl bootstrap topics` again",
+        )
+        .into()
+    })
 }
 
 /// The stack's IdP, by the image its container runs (so `finctl bootstrap` without
@@ -540,21 +603,19 @@ pub(super) fn driver(
 ) -> anyhow::Result<Box<dyn Driver>> {
     let base =
         |url: String| reqwest::Url::parse(&url).with_context(|| format!("{url} is not a URL"));
+    let stack_idp = || -> anyhow::Result<reqwest::Url> {
+        let (host, port) = published(stack, IDP_SERVICE, IDP_PORT)?;
+        base(format!("http://{host}:{port}/"))
+    };
     Ok(match kind {
-        IdpKind::Canaille => {
-            let (host, port) = published(stack, IDP_SERVICE, IDP_PORT)?;
-            Box::new(identity::canaille::CanailleDriver::from_env(
-                base(format!("http://{host}:{port}/"))?,
-                var,
-            )?)
-        }
-        IdpKind::Keycloak => {
-            let (host, port) = published(stack, IDP_SERVICE, IDP_PORT)?;
-            Box::new(identity::keycloak::KeycloakDriver::from_env(
-                base(format!("http://{host}:{port}/"))?,
-                var,
-            )?)
-        }
+        IdpKind::Canaille => Box::new(identity::canaille::CanailleDriver::from_env(
+            stack_idp()?,
+            var,
+        )?),
+        IdpKind::Keycloak => Box::new(identity::keycloak::KeycloakDriver::from_env(
+            stack_idp()?,
+            var,
+        )?),
         IdpKind::Wso2is => {
             let url = var("FINCTL_WSO2IS_URL").unwrap_or_else(|| "https://127.0.0.1:9443/".into());
             Box::new(identity::wso2is::Wso2IsDriver::from_env(base(url)?, var)?)
@@ -600,19 +661,13 @@ fn summary(changes: &[Change], applied: bool) -> String {
     let count = |label: &str| changes.iter().filter(|c| c.action.label() == label).count();
     let (create, update, same) = (count("create"), count("update"), count("unchanged"));
     let mut parts = Vec::new();
-    if create > 0 {
-        parts.push(if applied {
-            format!("{create} created")
-        } else {
-            format!("{create} to create")
-        });
-    }
-    if update > 0 {
-        parts.push(if applied {
-            format!("{update} updated")
-        } else {
-            format!("{update} to update")
-        });
+    for (n, planned, done) in [
+        (create, "to create", "created"),
+        (update, "to update", "updated"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {}", if applied { done } else { planned }));
+        }
     }
     parts.push(format!("{same} unchanged"));
     parts.join(", ")

@@ -215,7 +215,7 @@ async fn kong(stack: &Stack) -> anyhow::Result<Kong> {
         })?;
     let discovery_url = format!(
         "{}/.well-known/openid-configuration",
-        from_host(stack, &issuer).trim_end_matches('/')
+        super::urls::from_host(stack, &issuer).trim_end_matches('/')
     );
     let discovery: serde_json::Value = async {
         reqwest::get(&discovery_url)
@@ -239,37 +239,8 @@ async fn kong(stack: &Stack) -> anyhow::Result<Kong> {
     })?;
     Kong::new(KongConfig::from_env(
         issuer.clone(),
-        from_host(stack, jwks_uri),
+        super::urls::from_host(stack, jwks_uri),
     ))
-}
-
-/// A URL that names a stack service (`http://keycloak:8080/...`), as reached from this machine:
-/// through the port that service publishes. Other URLs are returned as they are.
-pub(super) fn from_host(stack: &Stack, url: &str) -> String {
-    let Ok(mut parsed) = reqwest::Url::parse(url) else {
-        return url.to_owned();
-    };
-    let (Some(host), Some(port)) = (
-        parsed.host_str().map(str::to_owned),
-        parsed.port_or_known_default(),
-    ) else {
-        return url.to_owned();
-    };
-    let Some(binding) = stack.services.get(&host).and_then(|s| {
-        s.ports
-            .iter()
-            .find(|p| p.target == port && p.published.is_some())
-    }) else {
-        return url.to_owned();
-    };
-    if parsed
-        .set_host(Some(super::urls::client_host(binding)))
-        .is_err()
-        || parsed.set_port(binding.published).is_err()
-    {
-        return url.to_owned();
-    }
-    parsed.to_string()
 }
 
 fn past(action: Action) -> &'static str {

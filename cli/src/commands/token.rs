@@ -155,7 +155,7 @@ async fn token_endpoint(
     let issuer = var("OIDC_ISSUER").unwrap_or_else(|| "http://keycloak:8080/realms/innover".into());
     let discovery = format!(
         "{}/.well-known/openid-configuration",
-        super::publish::from_host(stack, &issuer).trim_end_matches('/')
+        super::urls::from_host(stack, &issuer).trim_end_matches('/')
     );
     let response = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -181,7 +181,7 @@ async fn token_endpoint(
             "is OIDC_ISSUER the IdP's issuer?",
         )
     })?;
-    Ok(super::publish::from_host(stack, endpoint))
+    Ok(super::urls::from_host(stack, endpoint))
 }
 
 fn down(url: &str, err: &reqwest::Error) -> UserError {

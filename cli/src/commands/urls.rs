@@ -67,6 +67,33 @@ pub(super) fn client_host(port: &PortBinding) -> &str {
     }
 }
 
+/// A URL that names a stack service (`http://keycloak:8080/...`), as reached from this machine:
+/// through the port that service publishes. Other URLs are returned as they are.
+pub(super) fn from_host(stack: &Stack, url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let (Some(host), Some(port)) = (
+        parsed.host_str().map(str::to_owned),
+        parsed.port_or_known_default(),
+    ) else {
+        return url.to_owned();
+    };
+    let Some(binding) = stack.services.get(&host).and_then(|s| {
+        s.ports
+            .iter()
+            .find(|p| p.target == port && p.published.is_some())
+    }) else {
+        return url.to_owned();
+    };
+    if parsed.set_host(Some(client_host(binding))).is_err()
+        || parsed.set_port(binding.published).is_err()
+    {
+        return url.to_owned();
+    }
+    parsed.to_string()
+}
+
 /// A URL a client can use, by what listens on the container port.
 fn describe(service: &Service, target: u16, host: &str, port: u16) -> (String, String) {
     let env = |key: &str| service.environment.get(key).cloned();

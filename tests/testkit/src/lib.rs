@@ -118,13 +118,20 @@ impl Kafka {
 }
 
 pub async fn kafka() -> anyhow::Result<Kafka> {
+    kafka_advertising(None).await
+}
+
+/// The tansu broker advertising `host:9092` (as the stack's broker advertises `redpanda:9092`,
+/// a name only containers resolve), or its 127.0.0.1 address when `host` is None.
+pub async fn kafka_advertising(host: Option<&str>) -> anyhow::Result<Kafka> {
     let port = container::free_port()?;
+    let advertised = match host {
+        Some(host) => format!("tcp://{host}:9092"),
+        None => format!("tcp://127.0.0.1:{port}"),
+    };
     let container = Container::builder("kafka", "finctl/kafka:offline")
         .fixed_port(9092, port)
-        .env(
-            "ADVERTISED_LISTENER_URL",
-            &format!("tcp://127.0.0.1:{port}"),
-        )
+        .env("ADVERTISED_LISTENER_URL", &advertised)
         .health(&["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9092"])
         .start()
         .await?;

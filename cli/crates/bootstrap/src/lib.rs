@@ -16,6 +16,7 @@ pub mod cockroach;
 pub mod database;
 pub mod decl;
 pub mod identity;
+pub mod kafka;
 mod plan;
 
 pub use plan::{Action, Change};

@@ -50,15 +50,10 @@ clients:
 
 #[test]
 fn the_repository_declarations_are_valid() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../compose/bootstrap");
-    let env = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../compose/.env");
-    let text = std::fs::read_to_string(env).unwrap();
-    let values: BTreeMap<String, String> = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let decl = load(Path::new(dir), &Part::ALL, &|k| values.get(k).cloned()).unwrap();
+    let compose = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../compose");
+    let vars = finctl_compose::Variables::layered(Path::new(compose), &BTreeMap::new()).unwrap();
+    let dir = Path::new(compose).join("bootstrap");
+    let decl = load(&dir, &Part::ALL, &|k| vars.get(k).map(str::to_owned)).unwrap();
     assert_eq!(
         decl.identity.roles,
         ["admin", "ops_user", "finance", "auditor", "user"]
