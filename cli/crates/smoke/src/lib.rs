@@ -1,0 +1,1 @@
+//! `finctl smoke-test`: suites of cases run against a running stack.
