@@ -11,6 +11,7 @@ mod ps;
 mod publish;
 mod restart;
 mod shells;
+mod smoke;
 mod token;
 mod topics;
 mod up;
@@ -44,5 +45,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Topics(args) => topics::topics(&cli.global, args, printer).await,
         Commands::Bootstrap(args) => bootstrap::bootstrap(&cli.global, args, printer).await,
         Commands::Token(args) => token::token(&cli.global, args, printer).await,
+        Commands::SmokeTest(args) => smoke::smoke_test(&cli.global, args, printer).await,
     }
 }

@@ -16,7 +16,7 @@ use finctl_compose::{Stack, Variables};
 use finctl_error::{ExitStatus, UserError};
 
 /// Scopes asked for with the password grant: the claims the services read.
-const SCOPE: &str = "openid profile email groups";
+pub(super) const SCOPE: &str = "openid profile email groups";
 /// Where tokens carry roles, in the order the services read them.
 const ROLE_CLAIMS: &[&[&str]] = &[
     &["roles"],

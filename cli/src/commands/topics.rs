@@ -70,10 +70,16 @@ pub async fn topics(
     Ok(ExitStatus::Success)
 }
 
-/// An admin connection to the stack's broker from this machine: bootstrap through its
-/// published port, and every `service:port` a broker may advertise (`redpanda:9092`, or a
-/// container name) rewritten to the address this machine reaches that port at.
+/// An admin connection to the stack's broker from this machine (see [`broker_address`]).
 pub(super) fn admin(stack: &Stack) -> anyhow::Result<Arc<Admin>> {
+    let (bootstrap, rewrites) = broker_address(stack)?;
+    Ok(Arc::new(Admin::connect(&bootstrap, &rewrites)?))
+}
+
+/// How this machine reaches the broker: bootstrap through its published port, and every
+/// `service:port` a broker may advertise (`redpanda:9092`, or a container name) rewritten to
+/// the address this machine reaches that port at.
+pub(super) fn broker_address(stack: &Stack) -> anyhow::Result<(String, Vec<(String, String)>)> {
     let service = stack.service(BROKER_SERVICE)?;
     let binding = service
         .ports
@@ -102,7 +108,7 @@ pub(super) fn admin(stack: &Stack) -> anyhow::Result<Arc<Admin>> {
             rewrites.push((format!("{container}:{}", binding.target), to));
         }
     }
-    Ok(Arc::new(Admin::connect(&bootstrap, &rewrites)?))
+    Ok((bootstrap, rewrites))
 }
 
 /// Runs a blocking admin call off the async runtime.
