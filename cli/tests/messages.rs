@@ -38,6 +38,7 @@ const COMMANDS: &[&[&str]] = &[
     &["publish-apis"],
     &["bootstrap"],
     &["token"],
+    &["smoke-test"],
 ];
 
 const NO_DOCKER: &str = "unix:///nonexistent.sock";
