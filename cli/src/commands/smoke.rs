@@ -805,7 +805,7 @@ async fn payment_on_topic(ctx: &Context) -> Result<String, String> {
         .post(&url)
         .bearer_auth(token)
         .header("Idempotency-Key", &key)
-        .json(&json!({"amount": 1500, "currency": "USD", "payee": "smoke-test"}))
+        .json(&json!({"amount": 1500, "currency": "GBP", "payee": "smoke-test"}))
         .send()
         .await
         .map_err(|err| format!("POST {url}: {err}"))?;
