@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use finctl_bootstrap::kafka::find_message;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -161,6 +162,187 @@ async fn kafka_admin_follows_a_rewritten_advertised_address() -> anyhow::Result<
     };
     let err = more.expect_err("tansu has no CreatePartitions");
     assert!(err.unsupported(), "an unsupported-request error: {err}");
+
+    // `finctl smoke-test`'s "appears on its topic" through the same rewrite: produced to
+    // partition 1 by the admin client, found by the simple consumer from the beginning.
+    let empty = {
+        let (bootstrap, rewrite) = (kafka.bootstrap(), rewrite.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let found = find_message(
+                &bootstrap,
+                &rewrite,
+                topic,
+                &|_, _| true,
+                Duration::from_secs(2),
+            );
+            (found, started.elapsed())
+        })
+        .await?
+    };
+    assert!(matches!(empty.0, Ok(None)), "an empty topic: {:?}", empty.0);
+    assert!(
+        empty.1 < Duration::from_secs(4),
+        "within its deadline: {:?}",
+        empty.1
+    );
+    let offset = {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || {
+            admin.produce(topic, 1, Some(b"payment-r"), b"{\"id\":\"pay-rewritten\"}")
+        })
+        .await?
+    }?;
+    let found = {
+        let (bootstrap, rewrite) = (kafka.bootstrap(), rewrite.clone());
+        tokio::task::spawn_blocking(move || {
+            find_message(
+                &bootstrap,
+                &rewrite,
+                topic,
+                &contains("pay-rewritten"),
+                Duration::from_secs(15),
+            )
+        })
+        .await??
+    };
+    let found = found.expect("the message produced through the rewrite is found through it");
+    assert_eq!((found.partition, found.offset), (1, offset));
+    assert_eq!(found.key.as_deref(), Some(&b"payment-r"[..]));
+    assert_eq!(found.payload, b"{\"id\":\"pay-rewritten\"}");
+
+    // Without the rewrite the broker the metadata names cannot be resolved: an error (the
+    // metadata request's or the first fetch's, whichever meets it), not Ok(None).
+    let unrewritten = {
+        let bootstrap = kafka.bootstrap();
+        tokio::task::spawn_blocking(move || {
+            find_message(&bootstrap, &[], topic, &|_, _| true, Duration::from_secs(2))
+        })
+        .await?
+    };
+    assert!(unrewritten.is_err(), "{unrewritten:?}");
+    Ok(())
+}
+
+/// A test of payloads for `find_message`: contains `marker`.
+fn contains(marker: &str) -> impl Fn(Option<&[u8]>, &[u8]) -> bool + use<> {
+    let marker = marker.as_bytes().to_vec();
+    move |_, payload| {
+        payload
+            .windows(marker.len())
+            .any(|w| w == marker.as_slice())
+    }
+}
+
+/// `finctl smoke-test`'s "`payment.initiated` appears on its topic": `find_message` reads
+/// every partition from the beginning, finds a message produced before it started and one
+/// produced while it waits, gives Ok(None) at its deadline for one never produced, and an
+/// error for a topic the broker does not have.
+#[tokio::test]
+async fn kafka_find_message_reads_every_partition_until_found_or_deadline() -> anyhow::Result<()> {
+    let kafka = finctl_testkit::kafka().await?;
+    let bootstrap = kafka.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()?;
+    let topic = "payment.initiated";
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "CreateTopics: {results:?}"
+    );
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.timeout.ms", "10000")
+        .create()?;
+    let payload = |i: usize| format!("{{\"id\":\"pay-{i}\",\"amount_minor\":{i}00}}");
+    let mut delivered = Vec::new();
+    for i in 0..6 {
+        let key = format!("payment-{i}");
+        let delivery = producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(&payload(i))
+                    .partition((i % 2) as i32),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)?;
+        delivered.push((delivery.partition, delivery.offset));
+    }
+
+    let find = |marker: &'static str, deadline: Duration| {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let found = find_message(&bootstrap, &[], topic, &contains(marker), deadline);
+            (found, started.elapsed())
+        })
+    };
+
+    let (found, _) = find("\"pay-5\"", Duration::from_secs(15)).await?;
+    let found = found?.expect("a message produced before the search is found");
+    assert_eq!(
+        (found.partition, found.offset),
+        delivered[5],
+        "{delivered:?}"
+    );
+    assert_eq!(found.key.as_deref(), Some(&b"payment-5"[..]));
+    assert_eq!(found.payload, payload(5).into_bytes());
+
+    let (missing, took) = find("never-produced", Duration::from_secs(3)).await?;
+    assert!(matches!(missing, Ok(None)), "{missing:?}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(6),
+        "Ok(None) at the deadline, not before nor long after: {took:?}"
+    );
+
+    // Started before the message exists: reaching the end of both partitions is not the end.
+    let search = find("pay-late", Duration::from_secs(15));
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key("payment-late")
+                    .payload("{\"id\":\"pay-late\"}"),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+    });
+    let (found, took) = search.await?;
+    let delivery = late.await??;
+    let found = found?.expect("a message produced while the search waits is found");
+    assert_eq!(
+        (found.partition, found.offset),
+        (delivery.partition, delivery.offset)
+    );
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+
+    let unknown = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            find_message(
+                &bootstrap,
+                &[],
+                "no.such.topic",
+                &|_, _| true,
+                Duration::from_secs(5),
+            )
+        })
+        .await?
+    };
+    assert!(
+        unknown.is_err(),
+        "an unknown topic is an error: {unknown:?}"
+    );
     Ok(())
 }
 

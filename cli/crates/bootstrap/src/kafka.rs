@@ -14,7 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rd;
 use rdkafka::client::Client;
@@ -121,6 +122,61 @@ unsafe extern "C" fn resolve(
     }
 }
 
+/// A librdkafka client of `kind` through `bootstrap`, its advertised addresses looked up in
+/// `rewrites` (advertised `host:port` -> reachable `host:port`) by the resolve callback;
+/// `settings` are added to the client's configuration.
+fn client(
+    bootstrap: &str,
+    rewrites: &[(String, String)],
+    kind: RDKafkaType,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Client<Rewrites>> {
+    let mut table = BTreeMap::new();
+    for (from, to) in rewrites {
+        let (host, port) = to
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("broker address {to:?} has no port"))?;
+        table.insert(from.clone(), (CString::new(host)?, CString::new(port)?));
+    }
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "0");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let native = config.create_native_config()?;
+    // SAFETY: `native` is a live conf; the callback only reads the context, which the
+    // client owns (see `resolve`).
+    unsafe { rd_kafka_conf_set_resolve_cb(native.ptr(), Some(resolve)) };
+    // SAFETY: as above; `delivered` reads only the message it is given (see `Admin::produce`).
+    unsafe { rd::rd_kafka_conf_set_dr_msg_cb(native.ptr(), Some(delivered)) };
+    Ok(Client::new(&config, native, kind, Rewrites { table })?)
+}
+
+/// Where a produced message's delivery report is written: its error and offset.
+type Report = Mutex<Option<(RDKafkaRespErr, i64)>>;
+
+/// librdkafka's delivery report callback: writes the outcome to the message's [`Report`]
+/// and releases the reference `Admin::produce` gave it.
+unsafe extern "C" fn delivered(
+    _rk: *mut rd::rd_kafka_t,
+    message: *const rd::rd_kafka_message_t,
+    _opaque: *mut c_void,
+) {
+    // SAFETY: `message` is live for the call; its `_private` is null or the
+    // `Arc::into_raw` of a `Report` that `Admin::produce` handed to exactly this message.
+    unsafe {
+        let m = &*message;
+        if m._private.is_null() {
+            return;
+        }
+        let report = Arc::from_raw(m._private as *const Report);
+        *report.lock().unwrap_or_else(|e| e.into_inner()) = Some((m.err, m.offset));
+    }
+}
+
 /// A Kafka admin connection from this machine.
 pub struct Admin {
     client: Client<Rewrites>,
@@ -130,27 +186,12 @@ impl Admin {
     /// Connects through `bootstrap` (`127.0.0.1:9092`); `rewrites` maps advertised
     /// `host:port`s to reachable ones (`redpanda:9092` -> `127.0.0.1:9092`).
     pub fn connect(bootstrap: &str, rewrites: &[(String, String)]) -> anyhow::Result<Self> {
-        let mut table = BTreeMap::new();
-        for (from, to) in rewrites {
-            let (host, port) = to
-                .rsplit_once(':')
-                .ok_or_else(|| anyhow::anyhow!("broker address {to:?} has no port"))?;
-            table.insert(from.clone(), (CString::new(host)?, CString::new(port)?));
-        }
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", bootstrap)
-            .set("socket.timeout.ms", "10000")
-            .set("log_level", "0");
-        let native = config.create_native_config()?;
-        // SAFETY: `native` is a live conf; the callback only reads the context, which the
-        // client owns (see `resolve`).
-        unsafe { rd_kafka_conf_set_resolve_cb(native.ptr(), Some(resolve)) };
-        let client = Client::new(
-            &config,
-            native,
+        let timeout = TIMEOUT.as_millis().to_string();
+        let client = client(
+            bootstrap,
+            rewrites,
             RDKafkaType::RD_KAFKA_PRODUCER,
-            Rewrites { table },
+            &[("message.timeout.ms", &timeout)],
         )?;
         Ok(Self { client })
     }
@@ -316,6 +357,64 @@ impl Admin {
         }
     }
 
+    /// Produces one message to `partition` of `topic` and waits for the broker's
+    /// acknowledgement; returns the offset it was written at. For checks and tests that need
+    /// a message on a topic through the rewritten address (rust-rdkafka's producers, like its
+    /// consumers, cannot have the resolve callback).
+    pub fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<i64, AdminError> {
+        let topic_c = cstring(topic)?;
+        let rk = self.client.native_ptr();
+        let ms = c_int::try_from(TIMEOUT.as_millis()).unwrap_or(c_int::MAX);
+        // One reference for the delivery callback, which takes it back (see `delivered`).
+        let report = Arc::new(Mutex::new(None::<(RDKafkaRespErr, i64)>));
+        // SAFETY: `rk` is the live client; payload and key are copied by librdkafka
+        // (MSG_F_COPY) before `rd_kafka_produce` returns; the report outlives the message
+        // however long it stays queued, since the callback owns a reference to it.
+        unsafe {
+            let rkt = rd::rd_kafka_topic_new(rk, topic_c.as_ptr(), std::ptr::null_mut());
+            if rkt.is_null() {
+                return Err(AdminError::new(rd::rd_kafka_last_error(), None));
+            }
+            let _topic = Guard(rkt, rd::rd_kafka_topic_destroy);
+            let opaque = Arc::into_raw(report.clone()) as *mut c_void;
+            let (key_ptr, key_len) = key.map_or((std::ptr::null(), 0), |k| (k.as_ptr(), k.len()));
+            let queued = rd::rd_kafka_produce(
+                rkt,
+                partition,
+                rd::RD_KAFKA_MSG_F_COPY as c_int,
+                payload.as_ptr() as *mut c_void,
+                payload.len(),
+                key_ptr.cast(),
+                key_len,
+                opaque,
+            );
+            if queued == -1 {
+                drop(Arc::from_raw(opaque as *const Report));
+                return Err(AdminError::new(rd::rd_kafka_last_error(), None));
+            }
+            // Serves the delivery callback; the message times out after TIMEOUT at most.
+            rd::rd_kafka_flush(rk, ms.saturating_add(5_000));
+        }
+        let reported = *report.lock().unwrap_or_else(|e| e.into_inner());
+        match reported {
+            Some((RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR, offset)) => Ok(offset),
+            Some((code, _)) => Err(AdminError::new(code, None)),
+            None => Err(AdminError::new(
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT,
+                Some(format!(
+                    "no delivery report within {}s",
+                    TIMEOUT.as_secs() + 5
+                )),
+            )),
+        }
+    }
+
     /// Runs one admin request on a private queue and returns its result event, or the
     /// request-level error (timeout, unsupported by the broker).
     ///
@@ -375,6 +474,147 @@ impl Admin {
             Ok(event)
         }
     }
+}
+
+/// A message found on a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// A test of a message's key (if any) and payload.
+pub type Matches = dyn Fn(Option<&[u8]>, &[u8]) -> bool;
+
+/// How long one wait for the next message may block, so the deadline is kept to within it.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Reads `topic` from the beginning of every partition until a message satisfies `matches`
+/// (given the key, if any, and the payload) or `deadline` passes (Ok(None)); errors for an
+/// unknown topic or an unreachable broker (no metadata within `deadline`, at most 15 s).
+///
+/// Connects through `bootstrap` with `rewrites` as [`Admin::connect`] does, and reads with
+/// librdkafka's simple (legacy) consumer: no consumer group, nothing committed. Reaching the
+/// end of a partition is not the end of the search: a producer may still write to it before
+/// the deadline. Blocks; run it off the async runtime (`spawn_blocking`).
+pub fn find_message(
+    bootstrap: &str,
+    rewrites: &[(String, String)],
+    topic: &str,
+    matches: &Matches,
+    deadline: Duration,
+) -> anyhow::Result<Option<Found>> {
+    let until = Instant::now() + deadline;
+    let client = client(
+        bootstrap,
+        rewrites,
+        RDKafkaType::RD_KAFKA_CONSUMER,
+        &[
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ],
+    )?;
+    let metadata = client
+        .fetch_metadata(Some(topic), deadline.min(TIMEOUT))
+        .map_err(|e| anyhow::anyhow!("no metadata for topic {topic:?} from {bootstrap}: {e}"))?;
+    let partitions: Vec<i32> = match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) => match t.error() {
+            Some(code) => {
+                let err = AdminError::new(code, None);
+                anyhow::bail!("topic {topic:?}: {err}")
+            }
+            None => t.partitions().iter().map(|p| p.id()).collect(),
+        },
+        None => anyhow::bail!("topic {topic:?} is not in the broker's metadata"),
+    };
+    if partitions.is_empty() {
+        anyhow::bail!("topic {topic:?} has no partitions");
+    }
+    let topic_c = CString::new(topic)?;
+    let rk = client.native_ptr();
+    // SAFETY: `rk` is the live client, which outlives every object made here; the guards are
+    // dropped in reverse order (partitions stopped, then the queue, then the topic), and each
+    // message is copied out before its guard destroys it.
+    unsafe {
+        let rkt = rd::rd_kafka_topic_new(rk, topic_c.as_ptr(), std::ptr::null_mut());
+        if rkt.is_null() {
+            let err = AdminError::new(rd::rd_kafka_last_error(), None);
+            anyhow::bail!("topic {topic:?}: {err}");
+        }
+        let _topic = Guard(rkt, rd::rd_kafka_topic_destroy);
+        let queue = Guard(rd::rd_kafka_queue_new(rk), rd::rd_kafka_queue_destroy);
+        let mut started = Started {
+            topic: rkt,
+            partitions: Vec::with_capacity(partitions.len()),
+        };
+        for &partition in &partitions {
+            let offset = i64::from(rd::RD_KAFKA_OFFSET_BEGINNING);
+            if rd::rd_kafka_consume_start_queue(rkt, partition, offset, queue.0) == -1 {
+                let err = AdminError::new(rd::rd_kafka_last_error(), None);
+                anyhow::bail!("consuming {topic:?} partition {partition}: {err}");
+            }
+            started.partitions.push(partition);
+        }
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ms = c_int::try_from(left.min(POLL).as_millis()).unwrap_or(c_int::MAX);
+            let message = rd::rd_kafka_consume_queue(queue.0, ms);
+            if message.is_null() {
+                continue;
+            }
+            let message = Guard(message, rd::rd_kafka_message_destroy);
+            let m = &*message.0;
+            match m.err {
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR => {}
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF => continue,
+                code => {
+                    let err = AdminError::new(code, text(rd::rd_kafka_message_errstr(m)));
+                    anyhow::bail!("consuming {topic:?} partition {}: {err}", m.partition);
+                }
+            }
+            let key = bytes(m.key, m.key_len);
+            let payload = bytes(m.payload, m.len).unwrap_or_default();
+            if matches(key.as_deref(), &payload) {
+                return Ok(Some(Found {
+                    partition: m.partition,
+                    offset: m.offset,
+                    key,
+                    payload,
+                }));
+            }
+        }
+    }
+}
+
+/// The partitions a simple consumer was started on, stopped when dropped.
+struct Started {
+    topic: *mut rd::rd_kafka_topic_t,
+    partitions: Vec<i32>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for &partition in &self.partitions {
+            // SAFETY: the topic is live (its guard is dropped after this) and consumption
+            // was started on `partition`; the queue it fed is still live too.
+            unsafe { rd::rd_kafka_consume_stop(self.topic, partition) };
+        }
+    }
+}
+
+/// An owned copy of a message's key or payload (None for null).
+///
+/// # Safety
+/// `ptr` is null or points to `len` readable bytes.
+unsafe fn bytes(ptr: *const c_void, len: usize) -> Option<Vec<u8>> {
+    // SAFETY: per the function's contract.
+    (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec())
 }
 
 /// Frees a librdkafka object when dropped.
