@@ -698,23 +698,3 @@ unsafe fn topic_results(
     }
     Ok(())
 }
-
-/// A message found on a topic.
-pub struct Found {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-}
-
-/// Placeholder until the consumer lands (branch kafka-find).
-#[allow(clippy::type_complexity)]
-pub fn find_message(
-    _bootstrap: &str,
-    _rewrites: &[(String, String)],
-    _topic: &str,
-    _matches: &dyn Fn(Option<&[u8]>, &[u8]) -> bool,
-    _deadline: std::time::Duration,
-) -> anyhow::Result<Option<Found>> {
-    anyhow::bail!("not built yet")
-}
