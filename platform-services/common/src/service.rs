@@ -20,7 +20,7 @@ use crate::config::{
 };
 use crate::events::{KafkaProbe, OutboxRelay, ensure_topics};
 use crate::health::{PostgresProbe, Readiness, RedisProbe};
-use crate::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, register_echo};
+use crate::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, register_smoke_tasks};
 use crate::metrics::Metrics;
 use crate::migrate::Migration;
 use crate::redis_handle::RedisHandle;
@@ -319,7 +319,7 @@ async fn work(
 ) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::new(&ctx.service));
     let mut tasks = TaskRegistry::default();
-    register_echo(&mut tasks, spec.name);
+    register_smoke_tasks(&mut tasks, spec.name);
     (spec.tasks)(&mut tasks, ctx);
 
     let mut readiness = Readiness::new(ctx.service.clone()).with(RedisProbe(ctx.redis.clone()));

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use platform_common::jobs::{
-    JobClient, JobEnvelope, JobStatus, TaskError, TaskRegistry, Worker, WorkerOptions,
+    FAIL, FAIL_DEFAULT_MESSAGE, JobClient, JobEnvelope, JobStatus, TaskError, TaskRegistry, Worker,
+    WorkerOptions, register_smoke_tasks,
 };
 use platform_common::redis_handle::RedisHandle;
 use platform_testing::infra;
@@ -155,6 +156,56 @@ async fn job_is_dead_lettered_after_max_attempts() {
     assert_eq!((dead[0].id.as_str(), dead[0].attempts), (id.as_str(), 3));
     // The envelope survives intact, arguments included, for a later replay.
     assert_eq!(dead[0].args, json!([]));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn smoke_fail_task_is_retried_then_dead_lettered() {
+    let (svc, redis, client, _g) = setup().await;
+    let mut tasks = TaskRegistry::default();
+    register_smoke_tasks(&mut tasks, &svc);
+    let w = start(&svc, &redis, tasks, fast());
+    let job = JobEnvelope {
+        max_attempts: 2,
+        ..JobEnvelope::new(format!("{svc}.{FAIL}"), json!({"message": "smoke says no"}))
+    };
+    let id = client.enqueue_envelope(&job).await.unwrap();
+    let defaulted = client
+        .enqueue_envelope(&JobEnvelope {
+            max_attempts: 1,
+            ..JobEnvelope::new(format!("{svc}.{FAIL}"), json!(null))
+        })
+        .await
+        .unwrap();
+    let r = client
+        .wait(&id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("finished");
+    assert_eq!(
+        (r.status, r.attempts, r.error.as_deref()),
+        (JobStatus::Dead, 2, Some("smoke says no"))
+    );
+    let r = client
+        .wait(&defaulted, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("finished");
+    assert_eq!(
+        (r.status, r.attempts, r.error.as_deref()),
+        (JobStatus::Dead, 1, Some(FAIL_DEFAULT_MESSAGE))
+    );
+    let mut c = redis.conn().await.unwrap();
+    let dead: Vec<String> = c.lrange(client.keys().dead(), 0, -1).await.unwrap();
+    let dead: Vec<JobEnvelope> = dead
+        .iter()
+        .map(|raw| serde_json::from_str(raw).unwrap())
+        .collect();
+    let ours = dead.iter().find(|e| e.id == id).expect("in the dead list");
+    assert_eq!(
+        (ours.attempts, ours.last_error.as_deref()),
+        (2, Some("smoke says no"))
+    );
     w.stop().await;
 }
 

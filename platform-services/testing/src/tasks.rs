@@ -1,6 +1,6 @@
-//! The seeds' sample tasks, for tests of the job runtime: `<service>.add`, `.slow` and
-//! `.echo`. Production workers register only `<service>.echo` (see `JOBS.md`); `slow` can
-//! park a worker for minutes, so it exists here only.
+//! The seeds' sample tasks, for tests of the job runtime: `<service>.add` and `.slow`, with
+//! the smoke-test tasks `.echo` and `.fail`. Production workers register only the smoke-test
+//! tasks (see `JOBS.md`); `slow` can park a worker for minutes, so it exists here only.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use platform_common::jobs::{TaskError, TaskRegistry};
 /// `slow` sleeps at most this long, so a typo cannot park a worker for a day.
 const SLOW_MAX_SECONDS: u64 = 300;
 
-/// Registers `<service>.add`, `<service>.slow` and `<service>.echo`.
+/// Registers `<service>.add`, `<service>.slow`, `<service>.echo` and `<service>.fail`.
 pub fn register(registry: &mut TaskRegistry, service: &str) {
     registry.register(format!("{service}.add"), |args| async move { add(&args) });
     registry.register(format!("{service}.slow"), |args| async move {
@@ -19,7 +19,7 @@ pub fn register(registry: &mut TaskRegistry, service: &str) {
         tokio::time::sleep(Duration::from_millis(secs)).await;
         Ok(json!(secs as f64 / 1000.0))
     });
-    platform_common::jobs::register_echo(registry, service);
+    platform_common::jobs::register_smoke_tasks(registry, service);
 }
 
 /// `[a, b]` (or `{"a": .., "b": ..}`) of integers -> `a + b`.

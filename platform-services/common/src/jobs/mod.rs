@@ -13,5 +13,5 @@ mod worker;
 pub use client::JobClient;
 pub use envelope::{JobEnvelope, JobResult, JobStatus};
 pub use keys::JobKeys;
-pub use tasks::{ECHO, TaskError, TaskRegistry, register_echo};
+pub use tasks::{ECHO, FAIL, FAIL_DEFAULT_MESSAGE, TaskError, TaskRegistry, register_smoke_tasks};
 pub use worker::{Worker, WorkerOptions};

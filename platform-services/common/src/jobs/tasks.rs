@@ -61,11 +61,54 @@ impl TaskRegistry {
     }
 }
 
-/// The one task every production worker has, `<service>.echo`: it returns its arguments, so a
-/// smoke test can prove a worker takes jobs without side effects or cost.
+/// `<service>.echo`, which every production worker has: it returns its arguments, so a smoke
+/// test can prove a worker takes jobs without side effects or cost.
 pub const ECHO: &str = "echo";
 
-/// Registers `<service>.echo`.
-pub fn register_echo(registry: &mut TaskRegistry, service: &str) {
+/// `<service>.fail`, which every production worker has: it always fails retryably, so a smoke
+/// test can prove a job failing every attempt is retried and then dead-lettered.
+pub const FAIL: &str = "fail";
+
+/// What `fail` says when its arguments carry no `message` string.
+pub const FAIL_DEFAULT_MESSAGE: &str = "fail: as asked";
+
+/// Registers the smoke-test tasks every production worker has: `<service>.echo` and
+/// `<service>.fail` (see `JOBS.md`, "Tasks every worker has").
+pub fn register_smoke_tasks(registry: &mut TaskRegistry, service: &str) {
     registry.register(format!("{service}.{ECHO}"), |args| async move { Ok(args) });
+    registry.register(format!("{service}.{FAIL}"), |args| async move {
+        Err(fail_error(&args))
+    });
+}
+
+/// `{"message": "..."}` -> a retryable error with that message; anything else -> the default.
+fn fail_error(args: &Value) -> TaskError {
+    let message = args
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or(FAIL_DEFAULT_MESSAGE);
+    TaskError::retry(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn fail_is_retryable_and_says_what_it_was_told() {
+        assert_eq!(
+            fail_error(&json!({"message": "boom"})),
+            TaskError::retry("boom")
+        );
+        assert_eq!(
+            fail_error(&json!({"message": 3})),
+            TaskError::retry(FAIL_DEFAULT_MESSAGE)
+        );
+        assert_eq!(
+            fail_error(&json!(null)),
+            TaskError::retry(FAIL_DEFAULT_MESSAGE)
+        );
+    }
 }
