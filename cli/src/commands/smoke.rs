@@ -494,10 +494,15 @@ impl Context {
         let mut tokens = BTreeMap::new();
         let mut roles = BTreeMap::new();
         for user in &realm.users {
-            vars.secrets.insert(
-                format!("password_{}", user.username),
-                user.password.expose().to_owned(),
-            );
+            // The seeds' passwords are the usernames: those are no secret, and masking
+            // them would blank every "user" out of the output.
+            let password = user.password.expose().to_owned();
+            let name = format!("password_{}", user.username);
+            if password == user.username {
+                vars.plain.insert(name, password);
+            } else {
+                vars.secrets.insert(name, password);
+            }
             roles.insert(user.username.clone(), user.roles.clone());
             let token = match (&token_url, client) {
                 (Some(url), Some(client)) => {

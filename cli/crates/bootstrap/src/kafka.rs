@@ -486,7 +486,7 @@ pub struct Found {
 }
 
 /// A test of a message's key (if any) and payload.
-pub type Matches = dyn Fn(Option<&[u8]>, &[u8]) -> bool;
+pub type Matches<'a> = dyn Fn(Option<&[u8]>, &[u8]) -> bool + 'a;
 
 /// How long one wait for the next message may block, so the deadline is kept to within it.
 const POLL: Duration = Duration::from_millis(200);
@@ -503,7 +503,7 @@ pub fn find_message(
     bootstrap: &str,
     rewrites: &[(String, String)],
     topic: &str,
-    matches: &Matches,
+    matches: &Matches<'_>,
     deadline: Duration,
 ) -> anyhow::Result<Option<Found>> {
     let until = Instant::now() + deadline;
