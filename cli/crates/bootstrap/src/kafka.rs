@@ -444,7 +444,13 @@ impl Admin {
                 rd::rd_kafka_AdminOptions_set_request_timeout(options.0, ms, err.ptr(), err.len()),
                 None,
             )?;
-            if op != rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS {
+            // The broker-side operation timeout exists only for these requests; librdkafka
+            // refuses it (invalid argument) on the others.
+            if matches!(
+                op,
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATETOPICS
+                    | rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEPARTITIONS
+            ) {
                 check(
                     rd::rd_kafka_AdminOptions_set_operation_timeout(
                         options.0,
