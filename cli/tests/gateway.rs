@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 mod common;
-use common::Test;
+use common::{Teardown, Test, docker};
 
 const GATEWAY: &str = "http://127.0.0.1:8280";
 const ADMIN: &str = "http://127.0.0.1:8281";
@@ -628,34 +628,6 @@ where
             .expect("a WebSocket frame");
         if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
             return serde_json::from_str(text.as_str()).expect("JSON");
-        }
-    }
-}
-
-fn docker(args: &[&str]) {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Takes the stack down again if this test brought it up (also when an assertion fails).
-struct Teardown {
-    active: bool,
-}
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if self.active {
-            let _ = finctl()
-                .args(["down", "--offline", "--volumes"])
-                .command()
-                .output();
         }
     }
 }

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 mod common;
-use common::Test;
+use common::{Teardown, Test};
 
 /// finctl on the project itself (not a throwaway one: this test checks the real platform).
 fn finctl() -> Test {
@@ -108,20 +108,4 @@ async fn the_offline_platform_comes_up_and_every_service_knows_the_caller() {
         );
     }
     drop(guard);
-}
-
-/// Takes the stack down again if this test brought it up (also when an assertion fails).
-struct Teardown {
-    active: bool,
-}
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if self.active {
-            let _ = finctl()
-                .args(["down", "--offline", "--volumes"])
-                .command()
-                .output();
-        }
-    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::Test;
+use common::{Teardown, Test, docker};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -52,18 +52,6 @@ fn container(service: &str) -> String {
         .to_owned()
 }
 
-fn docker(args: &[&str]) {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Starts a stopped service again and waits until the stack is healthy (also when an
 /// assertion fails).
 struct Restore(&'static str);
@@ -82,22 +70,6 @@ impl Drop for Restore {
             ])
             .command()
             .output();
-    }
-}
-
-/// Takes the stack down again if this test brought it up.
-struct Teardown {
-    active: bool,
-}
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if self.active {
-            let _ = finctl()
-                .args(["down", "--offline", "--volumes"])
-                .command()
-                .output();
-        }
     }
 }
 

@@ -324,7 +324,11 @@ fn db_error(err: &tokio_postgres::Error) -> String {
 }
 
 /// The address and port this machine reaches `service`'s container port `target` at.
-fn published(stack: &Stack, service: &str, target: u16) -> anyhow::Result<(String, u16)> {
+pub(super) fn published(
+    stack: &Stack,
+    service: &str,
+    target: u16,
+) -> anyhow::Result<(String, u16)> {
     let svc = stack.service(service)?;
     let port = svc
         .ports

@@ -80,22 +80,8 @@ pub(super) fn admin(stack: &Stack) -> anyhow::Result<Arc<Admin>> {
 /// `service:port` a broker may advertise (`redpanda:9092`, or a container name) rewritten to
 /// the address this machine reaches that port at.
 pub(super) fn broker_address(stack: &Stack) -> anyhow::Result<(String, Vec<(String, String)>)> {
-    let service = stack.service(BROKER_SERVICE)?;
-    let binding = service
-        .ports
-        .iter()
-        .find(|p| p.target == KAFKA_PORT && p.published.is_some())
-        .ok_or_else(|| {
-            UserError::config(
-                format!("{BROKER_SERVICE} does not publish its port {KAFKA_PORT}"),
-                format!("publish it in the Compose file (`127.0.0.1:{KAFKA_PORT}:{KAFKA_PORT}`)"),
-            )
-        })?;
-    let bootstrap = format!(
-        "{}:{}",
-        super::urls::client_host(binding),
-        binding.published.unwrap_or(KAFKA_PORT)
-    );
+    let (host, port) = super::bootstrap::published(stack, BROKER_SERVICE, KAFKA_PORT)?;
+    let bootstrap = format!("{host}:{port}");
     let mut rewrites = Vec::new();
     for (name, service) in &stack.services {
         let container = stack.container_name(service, 1);

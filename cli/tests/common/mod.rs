@@ -13,6 +13,7 @@
 
 mod image;
 mod output;
+mod platform;
 mod project;
 mod redact;
 pub mod stacks;
@@ -20,6 +21,7 @@ mod test;
 
 pub use image::{ImageGuard, image_id};
 pub use output::Output;
+pub use platform::{Teardown, docker, repo_finctl};
 pub use project::{Project, docker_ids, free_port};
 pub use redact::Redact;
 pub use test::Test;
