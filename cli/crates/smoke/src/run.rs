@@ -94,22 +94,10 @@ pub async fn run(
                             log_tail: None,
                         }]
                     }),
-                Job::Case(case) => {
+                Job::Case(mut case) => {
                     let began = Instant::now();
-                    let Builtin {
-                        suite,
-                        name,
-                        service,
-                        run,
-                    } = case;
-                    let (outcome, detail) = run.await;
-                    let meta = Builtin {
-                        suite,
-                        name,
-                        service,
-                        run: Box::pin(async { (Outcome::Passed, None) }),
-                    };
-                    vec![built(&meta, outcome, detail, began.elapsed())]
+                    let (outcome, detail) = (&mut case.run).await;
+                    vec![built(&case, outcome, detail, began.elapsed())]
                 }
                 Job::Decided(result) => vec![result],
             };
