@@ -313,3 +313,56 @@ fn list_shows_every_case_without_a_stack() {
         .collect();
     assert_eq!(only, ["echo: payment", "dead letter: payment"]);
 }
+
+#[test]
+fn without_a_stack_each_service_fails_once_with_the_hint_and_the_rest_is_skipped() {
+    // A project name no container carries: the stack is not there.
+    let run = finctl()
+        .args([
+            "--json",
+            "-p",
+            "finctl-smoke-absent",
+            "smoke-test",
+            "--offline",
+        ])
+        .run()
+        .status(1);
+    let report = run.json();
+    let cases = report["cases"].as_array().unwrap();
+    let failures: Vec<&Value> = cases.iter().filter(|c| c["result"] == "failed").collect();
+    assert!(!failures.is_empty(), "{}", run.report());
+    for case in &failures {
+        let name = case["name"].as_str().unwrap();
+        assert!(
+            name.starts_with("ready: "),
+            "only the ready cases fail: {name}"
+        );
+        assert!(
+            case["message"].as_str().unwrap().contains("finctl up"),
+            "{case}"
+        );
+    }
+    let services: std::collections::BTreeSet<&str> = failures
+        .iter()
+        .filter_map(|c| c["service"].as_str())
+        .collect();
+    assert_eq!(
+        services.len(),
+        failures.len(),
+        "one failed case per service"
+    );
+    assert!(
+        services.contains("ledger") && services.contains("gateway"),
+        "{services:?}"
+    );
+    assert_eq!(
+        report["totals"]["skipped"].as_u64().unwrap() as usize,
+        cases.len() - failures.len(),
+        "everything else is skipped"
+    );
+    assert!(
+        run.stderr().is_empty() || !run.stderr().contains("error"),
+        "{}",
+        run.report()
+    );
+}
