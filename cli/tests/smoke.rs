@@ -156,13 +156,21 @@ fn smoke_test_passes_on_the_stack_and_fails_exactly_what_is_stopped() {
     {
         let _restore = Restore("ledger");
         docker(&["stop", &container("ledger")]);
+        let junit = dir.path().join("stopped.xml");
         let run = finctl()
-            .args(["--json", "smoke-test", "--offline", "smoke"])
+            .args(["--json", "smoke-test", "--offline", "smoke", "--junit"])
+            .arg(&junit)
             .run()
             .status(1);
         let report = run.json();
         let failures = failed(&report);
         assert!(!failures.is_empty(), "{}", run.report());
+        let parsed = quick_junit::Report::deserialize_from_str(
+            &std::fs::read_to_string(&junit).expect("the JUnit file of a failing run"),
+        )
+        .expect("JUnit XML");
+        assert_eq!(parsed.failures, failures.len(), "the JUnit failure count");
+        assert_eq!(parsed.tests, report["cases"].as_array().unwrap().len());
         assert!(
             failures.iter().all(|(_, service)| service == "ledger"),
             "only ledger's cases fail: {failures:?}"
