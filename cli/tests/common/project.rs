@@ -57,6 +57,7 @@ impl Project {
             ("COMPOSE_PROJECT_NAME".to_owned(), name.clone()),
             ("DB_PORT".to_owned(), free_port().to_string()),
             ("CACHE_PORT".to_owned(), free_port().to_string()),
+            ("KAFKA_PORT".to_owned(), free_port().to_string()),
         ];
         Self { dir, name, env }
     }

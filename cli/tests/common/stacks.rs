@@ -117,6 +117,10 @@ services:
       LISTENER_URL: tcp://0.0.0.0:9092
       ADVERTISED_LISTENER_URL: tcp://redpanda:9092
       STORAGE_ENGINE: memory://tansu/
+    # finctl reaches the broker from the host (bootstrap, `finctl topics`), rewriting the
+    # advertised redpanda:9092 to this published port.
+    ports:
+      - "127.0.0.1:${KAFKA_PORT}:9092"
     healthcheck:
       test: ["CMD", "/usr/local/bin/tansu", "topic", "list", "--broker", "tcp://127.0.0.1:9092"]
       interval: 30s
