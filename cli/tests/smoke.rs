@@ -276,6 +276,12 @@ fn a_case_file_that_does_not_parse_names_file_and_line_and_exits_2() {
         .args(["smoke-test", "--offline", "--service", "ledgr", "--list"])
         .run()
         .status(2);
+    // A selection with no case in it is a mistake, not a pass.
+    finctl()
+        .args(["smoke-test", "--offline", "auth", "--service", "profile"])
+        .run()
+        .status(2)
+        .stderr_contains("no case of auth is about profile");
 }
 
 #[test]

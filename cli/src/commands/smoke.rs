@@ -381,10 +381,29 @@ fn plan(stack: &Stack, args: &SmokeTestArgs) -> anyhow::Result<Plan> {
         };
         wanted(&service, b.suite())
     });
-    let files = files
+    let files: Vec<CaseFile> = files
         .into_iter()
         .filter(|f| wanted(&f.service, f.suite))
         .collect();
+    if built.is_empty() && files.iter().all(|f| f.entries.is_empty()) {
+        return Err(UserError::config(
+            format!(
+                "no case of {} is about {}",
+                suites
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if args.services.is_empty() {
+                    "this stack".to_owned()
+                } else {
+                    args.services.join(", ")
+                }
+            ),
+            "`finctl smoke-test --list` shows every case with its service",
+        )
+        .into());
+    }
     Ok(Plan {
         files,
         built,
