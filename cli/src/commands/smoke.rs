@@ -575,22 +575,16 @@ impl Context {
             }
         }
 
-        let redis_url = stack.services.get(REDIS_SERVICE).and_then(|s| {
-            let binding = s
-                .ports
-                .iter()
-                .find(|p| p.target == REDIS_PORT && p.published.is_some())?;
-            let password = var("REDIS_PASSWORD").unwrap_or_default();
-            if !password.is_empty() {
-                vars.secrets
-                    .insert("redis_password".into(), password.clone());
-            }
-            Some(format!(
-                "redis://:{password}@{}:{}/",
-                super::urls::client_host(binding),
-                binding.published?
-            ))
-        });
+        let redis_url = super::bootstrap::published(stack, REDIS_SERVICE, REDIS_PORT)
+            .ok()
+            .map(|(host, port)| {
+                let password = var("REDIS_PASSWORD").unwrap_or_default();
+                if !password.is_empty() {
+                    vars.secrets
+                        .insert("redis_password".into(), password.clone());
+                }
+                format!("redis://:{password}@{host}:{port}/")
+            });
         let kafka = super::topics::broker_address(stack).ok();
         Self {
             vars,
@@ -618,17 +612,8 @@ impl Context {
 
 /// `http://127.0.0.1:<published>` of a service's container port.
 fn published(stack: &Stack, service: &str, port: u16) -> Option<String> {
-    let binding = stack
-        .services
-        .get(service)?
-        .ports
-        .iter()
-        .find(|p| p.target == port && p.published.is_some())?;
-    Some(format!(
-        "http://{}:{}",
-        super::urls::client_host(binding),
-        binding.published?
-    ))
+    let (host, port) = super::bootstrap::published(stack, service, port).ok()?;
+    Some(format!("http://{host}:{port}"))
 }
 
 async fn password_grant(

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::{Value, json};
 
@@ -121,7 +119,7 @@ pub async fn token(
         }
         return Ok(ExitStatus::Success);
     }
-    let (header, claims) = decode(token).ok_or_else(|| {
+    let (header, claims) = finctl_smoke::forge::decode(token).ok_or_else(|| {
         UserError::failure(
             "the IdP's access token is not a JWT (opaque tokens cannot be decoded)",
             "client_credentials tokens of Canaille are opaque; decode a user's token instead",
@@ -217,17 +215,6 @@ fn refused(args: &TokenArgs, client: &str, status: reqwest::StatusCode, body: &V
     )
 }
 
-/// The JWT's header and claims, when it is one.
-fn decode(token: &str) -> Option<(Value, Value)> {
-    let mut parts = token.split('.');
-    let part = |p: Option<&str>| -> Option<Value> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p?.trim_end_matches('=')).ok()?).ok()
-    };
-    let header = part(parts.next())?;
-    let claims = part(parts.next())?;
-    Some((header, claims))
-}
-
 fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -282,6 +269,8 @@ fn summary(claims: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn jwt(claims: &Value) -> String {
         let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
@@ -294,12 +283,12 @@ mod tests {
 
     #[test]
     fn decode_reads_header_and_claims_and_refuses_opaque_tokens() {
-        let (header, claims) = decode(&jwt(&json!({"sub": "ada"}))).unwrap();
+        let (header, claims) = finctl_smoke::forge::decode(&jwt(&json!({"sub": "ada"}))).unwrap();
         assert_eq!(
             (header["kid"].as_str(), claims["sub"].as_str()),
             (Some("k1"), Some("ada"))
         );
-        assert!(decode("opaque-client-token").is_none());
+        assert!(finctl_smoke::forge::decode("opaque-client-token").is_none());
     }
 
     #[test]
