@@ -152,14 +152,7 @@ async fn wait_for(http: &reqwest::Client, path: &str, token: Option<&str>, want:
 
 #[tokio::test]
 async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
-    let already_up = finctl().args(["health", "--offline"]).run().code() == Some(0);
-    let _guard = Teardown {
-        active: !already_up,
-    };
-    finctl()
-        .args(["up", "--offline", "--build", "--timeout", "5m"])
-        .run()
-        .status(0);
+    let _guard = Teardown::up_offline();
     let http = reqwest::Client::new();
 
     // --- `up` published the file: a second publish has nothing to do ---------------------

@@ -75,14 +75,7 @@ impl Drop for Restore {
 
 #[test]
 fn smoke_test_passes_on_the_stack_and_fails_exactly_what_is_stopped() {
-    let already_up = finctl().args(["health", "--offline"]).run().code() == Some(0);
-    let _guard = Teardown {
-        active: !already_up,
-    };
-    finctl()
-        .args(["up", "--offline", "--build", "--timeout", "5m"])
-        .run()
-        .status(0);
+    let _guard = Teardown::up_offline();
     let dir = tempfile::tempdir().unwrap();
 
     // --- every suite passes on a healthy stack, with a JUnit file --------------------------

@@ -26,6 +26,22 @@ impl Drop for Teardown {
     }
 }
 
+impl Teardown {
+    /// The offline platform up (`up --offline --build`, a no-op when it already runs), and a
+    /// guard that takes it down again only if this test brought it up.
+    pub fn up_offline() -> Self {
+        let already_up = repo_finctl().args(["health", "--offline"]).run().code() == Some(0);
+        let guard = Self {
+            active: !already_up,
+        };
+        repo_finctl()
+            .args(["up", "--offline", "--build", "--timeout", "5m"])
+            .run()
+            .status(0);
+        guard
+    }
+}
+
 /// Runs the docker CLI; a failure fails the test with its stderr.
 pub fn docker(args: &[&str]) {
     let out = std::process::Command::new("docker")
