@@ -298,6 +298,28 @@ Examples:
   finctl smoke-test --junit target/smoke.xml  a JUnit file for CI
   finctl smoke-test --list                   every case, nothing run")]
     SmokeTest(SmokeTestArgs),
+
+    /// Make a new service from templates/service: crate, stack entries, route, smoke cases; then
+    /// build it, start it, publish its route and smoke-test it.
+    ///
+    /// Every check comes first (name, port, nothing of that name exists) and every edit is
+    /// computed before anything is written: a bad name or a taken port is one line and exit 2
+    /// with nothing written. Cargo.toml, the Compose file, api-config.yaml and topics.yaml are
+    /// edited in place (comments and layout kept; the diff is additions only). Run again on a
+    /// service it made, it finishes what is missing and continues with the remaining steps.
+    /// The answers and the template version are kept in platform-services/NAME/.finctl-service.toml.
+    #[command(after_help = "\
+Steps (unless --no-start): build its image, start NAME and NAME-worker, publish its route to
+the gateway, run `finctl smoke-test --service NAME`, print its URLs.
+
+Examples:
+  finctl new-service loyalty                         everything, on the running stack
+  finctl new-service fx-audit --port 8010 --description \"FX audit trail\"
+  finctl new-service loyalty --dry-run               the files and diffs, nothing written
+  finctl new-service loyalty --no-worker --no-start  files only, API without a worker
+  finctl new-service --update loyalty                merge template changes into it
+  finctl new-service --remove loyalty                undo it (files restored as they were)")]
+    NewService(NewServiceArgs),
 }
 
 const PS_AFTER_HELP: &str = "\
@@ -666,6 +688,49 @@ pub struct SmokeTestArgs {
     /// The case folder; default: tests/smoke of the project.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// `finctl new-service`.
+#[derive(Debug, Args)]
+pub struct NewServiceArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// The service's name: lowercase kebab-case (`loyalty`, `fx-audit`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The host port its API is published on (127.0.0.1); default: the next free one after the fleet's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1024..))]
+    pub port: Option<u16>,
+
+    /// One line about what it does (its crate's and its API's description).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// No worker container: no jobs, no outbox, no topic.
+    #[arg(long)]
+    pub no_worker: bool,
+
+    /// Print the files it would create and the diff of each file it would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write the files only: do not build, start, publish or smoke-test the service.
+    #[arg(long)]
+    pub no_start: bool,
+
+    /// Bring a generated service up to the current template (three-way merge).
+    #[arg(long, conflicts_with_all = ["remove", "port", "description", "no_worker"])]
+    pub update: bool,
+
+    /// Undo a generated service: its containers, route, crate, entries and smoke cases.
+    #[arg(long, conflicts_with_all = ["port", "description", "no_worker", "no_start"])]
+    pub remove: bool,
+
+    /// How long to wait for the service to be ready.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]

@@ -8,6 +8,17 @@ use finctl_error::UserError;
 /// Loads and checks the stack (exit 2 on any problem, before Docker is touched). `-f` and
 /// `--profile` given before the command come first, then those after it.
 pub fn load(global: &GlobalArgs, args: &StackArgs, printer: &Printer) -> anyhow::Result<Stack> {
+    load_with(global, args, printer, &|path| path.to_path_buf())
+}
+
+/// [`load`], with each Compose file's path passed through `file` first (new-service checks an
+/// edited copy standing in for the real file).
+pub fn load_with(
+    global: &GlobalArgs,
+    args: &StackArgs,
+    printer: &Printer,
+    file: &dyn Fn(&std::path::Path) -> std::path::PathBuf,
+) -> anyhow::Result<Stack> {
     let current_dir = std::env::current_dir().map_err(|err| {
         UserError::config(
             format!("cannot read the current directory: {err}"),
@@ -21,8 +32,9 @@ pub fn load(global: &GlobalArgs, args: &StackArgs, printer: &Printer) -> anyhow:
         current_dir,
         environment: std::env::vars().collect(),
     };
-    let options = discovery
-        .resolve()?
+    let mut options = discovery.resolve()?;
+    options.files = options.files.iter().map(|f| file(f)).collect();
+    let options = options
         .with_profiles([&global.profiles[..], &args.profiles[..]].concat())
         .with_project_name(global.project_name.clone());
     let stack = stack::load(&options)?;

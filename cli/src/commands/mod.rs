@@ -7,6 +7,7 @@ mod down;
 mod exec;
 mod images;
 mod logs;
+mod new_service;
 mod ps;
 mod publish;
 mod restart;
@@ -46,5 +47,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Commands::Bootstrap(args) => bootstrap::bootstrap(&cli.global, args, printer).await,
         Commands::Token(args) => token::token(&cli.global, args, printer).await,
         Commands::SmokeTest(args) => smoke::smoke_test(&cli.global, args, printer).await,
+        Commands::NewService(args) => new_service::new_service(&cli.global, args, printer).await,
     }
 }

@@ -505,7 +505,8 @@ fn database(
     report.result(decl)
 }
 
-fn topics(file: &Path, text: &str) -> Result<Vec<Topic>, Invalid> {
+/// Reads and checks a topics file's text (`file` names it in problems).
+pub fn topics(file: &Path, text: &str) -> Result<Vec<Topic>, Invalid> {
     let index = LineIndex::new(text);
     let spec: TopicsFile = parse_yaml(file, text, &index, CONSEQUENCE)?;
     let mut report = Report::new(file, &index, CONSEQUENCE);

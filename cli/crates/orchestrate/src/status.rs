@@ -132,6 +132,32 @@ fn row(service: &str, container: Option<&ContainerInfo>, readiness: Readiness) -
     }
 }
 
+/// The Compose files the project's containers were created from (their
+/// `com.docker.compose.project.config_files` labels), in order, without repeats; empty when
+/// nothing of the project runs.
+pub async fn config_files(engine: &Engine, project: &str) -> anyhow::Result<Vec<String>> {
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&finctl_engine::labels::project_filter(project))
+        .build();
+    let summaries = engine.api().list_containers(Some(options)).await?;
+    let mut files: Vec<String> = Vec::new();
+    for summary in summaries {
+        let label = summary
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(finctl_engine::labels::CONFIG_FILES))
+            .cloned()
+            .unwrap_or_default();
+        for file in label.split(',').filter(|f| !f.is_empty()) {
+            if !files.iter().any(|f2| f2 == file) {
+                files.push(file.to_owned());
+            }
+        }
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -116,3 +116,24 @@ pub async fn remove_managed_images(
     }
     Ok(removed)
 }
+
+/// Removes the containers of `services` in `project` (stopped with their grace period);
+/// returns their names. Other services' containers are left alone.
+pub async fn remove_services(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let containers: Vec<_> = inventory::project_containers(engine, project)
+        .await?
+        .into_iter()
+        .filter(|c| services.contains(&c.service))
+        .collect();
+    let results = join_all(containers.iter().map(|c| remove_with_grace(engine, c, 10))).await;
+    let mut removed = Vec::new();
+    for (container, result) in containers.iter().zip(results) {
+        result?;
+        removed.push(container.name.clone());
+    }
+    Ok(removed)
+}

@@ -232,7 +232,9 @@ pub fn append_to_block(text: &str, block_key: &str, chunk: &str) -> Result<Strin
         .clone()
         .rev()
         .find(|&i| {
-            !is_blank(lines[i].text) && !(is_comment(lines[i].text) && indent(lines[i].text) == 0)
+            // Column-0 comments after the block introduce the next key.
+            let top_comment = is_comment(lines[i].text) && indent(lines[i].text) == 0;
+            !(is_blank(lines[i].text) || top_comment)
         })
         .unwrap_or(range.start - 1);
     let at = lines[last].range.1;
