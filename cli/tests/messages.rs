@@ -39,6 +39,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bootstrap"],
     &["token"],
     &["smoke-test"],
+    &["new-service"],
 ];
 
 const NO_DOCKER: &str = "unix:///nonexistent.sock";
