@@ -421,13 +421,32 @@ struct StepTime {
     outcome: &'static str,
 }
 
-/// A step's failure: what failed, and how to carry on from there.
-fn step_failed(step: &str, name: &ServiceName, next: &str) -> anyhow::Error {
-    UserError::failure(
-        format!("{name}: {step} failed (its files are written and stay)"),
+/// Records a step's time; a failed step becomes an error that says what failed and how to
+/// carry on from there, with the step's own error as its cause.
+fn finish(
+    steps: &mut Vec<StepTime>,
+    step: &'static str,
+    started: Instant,
+    result: anyhow::Result<ExitStatus>,
+    (name, what, next): (&ServiceName, &str, &str),
+) -> anyhow::Result<()> {
+    let ok = matches!(result, Ok(ExitStatus::Success));
+    steps.push(StepTime {
+        step,
+        seconds: started.elapsed().as_secs_f64(),
+        outcome: if ok { "ok" } else { "FAILED" },
+    });
+    if ok {
+        return Ok(());
+    }
+    let mut failure = UserError::failure(
+        format!("{name}: {what} failed (its files are written and stay)"),
         format!("{next}; `finctl new-service {name}` again continues from here"),
-    )
-    .into()
+    );
+    if let Err(err) = result {
+        failure.source = Some(err.into());
+    }
+    Err(failure.into())
 }
 
 async fn start(
@@ -442,13 +461,6 @@ async fn start(
     let name = &answers.name;
     let total = 4;
     let step = |n: usize, what: &str| printer.status(&format!("\n==> [{n}/{total}] {what}"));
-    let timed = |steps: &mut Vec<StepTime>, name: &'static str, t: Instant, ok: bool| {
-        steps.push(StepTime {
-            step: name,
-            seconds: t.elapsed().as_secs_f64(),
-            outcome: if ok { "ok" } else { "FAILED" },
-        });
-    };
 
     step(
         1,
@@ -466,16 +478,8 @@ async fn start(
         printer,
     )
     .await;
-    let ok = matches!(built, Ok(ExitStatus::Success));
-    timed(steps, "build", t, ok);
-    if !ok {
-        built?;
-        return Err(step_failed(
-            "building its image",
-            name,
-            "fix the build errors above",
-        ));
-    }
+    let why = (name, "building its image", "fix the build errors above");
+    finish(steps, "build", t, built, why)?;
 
     let mut services = vec![name.to_string()];
     if answers.worker {
@@ -499,16 +503,8 @@ async fn start(
         printer,
     )
     .await;
-    let ok = matches!(up, Ok(ExitStatus::Success));
-    timed(steps, "start", t, ok);
-    if !ok {
-        up?;
-        return Err(step_failed(
-            "starting it",
-            name,
-            &format!("see its log lines above; `finctl logs {name}` shows them all"),
-        ));
-    }
+    let next = format!("see its log lines above; `finctl logs {name}` shows them all");
+    finish(steps, "start", t, up, (name, "starting it", &next))?;
 
     step(3, "publish its route to the gateway");
     let t = Instant::now();
@@ -525,19 +521,17 @@ async fn start(
             printer,
         )
         .await;
-        let ok = matches!(published, Ok(ExitStatus::Success));
-        timed(steps, "publish", t, ok);
-        if !ok {
-            published?;
-            return Err(step_failed(
-                "publishing its route",
-                name,
-                "is the gateway up? `finctl up gateway`, then `finctl publish-apis`",
-            ));
-        }
+        let next = "is the gateway up? `finctl up gateway`, then `finctl publish-apis`";
+        finish(
+            steps,
+            "publish",
+            t,
+            published,
+            (name, "publishing its route", next),
+        )?;
     } else {
         printer.status("The stack has no gateway service: nothing to publish.");
-        timed(steps, "publish", t, true);
+        finish(steps, "publish", t, Ok(ExitStatus::Success), (name, "", ""))?;
     }
 
     step(
@@ -560,19 +554,17 @@ async fn start(
         printer,
     )
     .await;
-    let ok = matches!(smoke, Ok(ExitStatus::Success));
-    timed(steps, "smoke-test", t, ok);
-    if !ok {
-        smoke?;
-        return Err(step_failed(
-            "its smoke test",
-            name,
-            &format!(
-                "see the failing cases above (tests/smoke/smoke/{name}.hurl); \
-                 `finctl smoke-test --service {name}` runs them again"
-            ),
-        ));
-    }
+    let next = format!(
+        "see the failing cases above (tests/smoke/smoke/{name}.hurl); \
+         `finctl smoke-test --service {name}` runs them again"
+    );
+    finish(
+        steps,
+        "smoke-test",
+        t,
+        smoke,
+        (name, "its smoke test", &next),
+    )?;
     Ok(())
 }
 
