@@ -823,13 +823,13 @@ async fn remove(
     Ok(ExitStatus::Success)
 }
 
-/// Cargo.lock drops the crate's entry: `cargo metadata` re-resolves the workspace offline and
-/// writes the lock file only where it changed.
+/// Cargo.lock drops the crate's entry: `cargo update --workspace` re-resolves only the
+/// workspace's own packages (offline: nothing is fetched, nothing else is upgraded).
 fn forget_in_lockfile(root: &Path, printer: &Printer) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let ok = std::process::Command::new(cargo)
         .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["update", "--workspace", "--offline"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
