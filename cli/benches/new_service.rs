@@ -293,15 +293,17 @@ impl Bench {
     }
 
     fn undo_manual(&self, name: &str) -> anyhow::Result<()> {
-        for container in [
-            format!("finctl-{name}-1"),
-            format!("finctl-{name}-worker-1"),
-        ] {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", &container])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        for service in [name.to_owned(), format!("{name}-worker")] {
+            let ids = Command::new("docker")
+                .args(["ps", "-aq", "--filter"])
+                .arg(format!("label=com.docker.compose.service={service}"))
+                .output()?;
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", id])
+                    .stdout(Stdio::null())
+                    .status();
+            }
         }
         let _ = std::fs::remove_dir_all(self.copy.join("platform-services").join(name));
         // The edited files as the repository has them.
