@@ -4,8 +4,9 @@
 //!
 //! `cargo bench -p finctl --bench new_service` (needs the offline platform running:
 //! `finctl up --offline --build`). It works in a copy of this repository kept under
-//! `$FINCTL_CACHE_DIR/bench-new-service` (only changed files are rewritten, so the copy's build
-//! cache stays warm between runs: the benchmark is of a warm build cache), and uses the
+//! `$FINCTL_CACHE_DIR/bench-new-service`, built in `bench-new-service-target` beside it (only
+//! changed files are rewritten, so its build cache stays warm between runs: the benchmark is
+//! of a warm build cache), and uses the
 //! platform's project, so generated services run beside the fleet.
 //!
 //! - finctl: `finctl new-service bench-N` (render and write, build its image, start API and
@@ -55,7 +56,10 @@ fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/finctl")))
         .context("set FINCTL_CACHE_DIR or HOME")?;
     let copy = cache.join("bench-new-service");
-    let bench = Bench { root, copy };
+    // Its own build folder: `cargo bench` holds the lock of this build's release folder while
+    // the benchmark runs, and this one stays warm from run to run.
+    let target = cache.join("bench-new-service-target");
+    let bench = Bench { root, copy, target };
 
     ensure!(
         bench.finctl(&bench.root, &["health", "--offline"])?.0,
@@ -139,6 +143,7 @@ fn medians(rounds: &[Vec<f64>]) -> Vec<f64> {
 struct Bench {
     root: PathBuf,
     copy: PathBuf,
+    target: PathBuf,
 }
 
 impl Bench {
@@ -149,6 +154,7 @@ impl Bench {
             .arg(dir)
             .args(args)
             .env("NO_COLOR", "1")
+            .env("CARGO_TARGET_DIR", &self.target)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
@@ -163,6 +169,7 @@ impl Bench {
         let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .current_dir(&self.copy)
             .args(args)
+            .env("CARGO_TARGET_DIR", &self.target)
             .stdout(Stdio::null())
             .status()?;
         ensure!(status.success(), "cargo {args:?} failed");
