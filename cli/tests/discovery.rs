@@ -8,7 +8,9 @@ use std::path::Path;
 
 use common::{Project, Test};
 
-/// A one-shot, a healthy cache and a long-running app waiting for both; no published ports.
+/// A one-shot, a database that is healthy after about 2 s (its healthcheck's interval is
+/// 10 s: waiting for Docker's verdict would take that long) and a long-running app waiting
+/// for both; no published ports.
 const STACK: &str = r#"
 services:
   init:
@@ -16,10 +18,11 @@ services:
     command: ["true"]
   db:
     image: finctl/redis:offline
-    command: ["redis-server", "--port", "6379"]
+    command: ["sh", "-c", "sleep 2; exec redis-server --port 6379"]
+    stop_grace_period: 1s
     healthcheck:
       test: ["CMD", "redis-cli", "ping"]
-      interval: 1s
+      interval: 10s
   app:
     image: finctl/base:bookworm
     command: ["sleep", "infinity"]
@@ -35,10 +38,29 @@ services:
 
 const NO_DOCKER: &str = "unix:///nonexistent.sock";
 
-/// `up`, `ps`, `down` through `finctl(command)`; in between docker-compose, given the file
-/// and the project name, lists the same containers.
+/// `up`, `ps`, `logs`, `down` through `finctl(command)`; in between docker-compose, given
+/// the file and the project name, lists the same containers.
 fn up_ps_down(project: &Project, finctl: impl Fn(&[&str]) -> Test) {
-    finctl(&["up", "--timeout", "90s"]).assert_status(0);
+    let report = finctl(&["--json", "up", "--timeout", "90s"])
+        .assert_status(0)
+        .json();
+    // The database was seen healthy by finctl's own on-demand check, not Docker's (whose
+    // first run comes 10 s after the start).
+    let db = report["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["service"] == "db")
+        .expect("db in the report");
+    assert!(
+        db["timeline"]["probes"].as_u64().unwrap_or(0) >= 1,
+        "{db:#}"
+    );
+    assert!(db["timeline"]["first_probe_ms"].is_u64(), "{db:#}");
+
+    finctl(&["logs", "db"])
+        .assert_status(0)
+        .stdout_contains("Ready to accept connections");
 
     let rows = finctl(&["--json", "ps"]).assert_status(0).json();
     let rows = rows.as_array().expect("an array");
@@ -251,4 +273,115 @@ services:
         .assert_status(1)
         .stderr_contains("exit code 1");
     finctl(&["down"]).assert_status(0);
+}
+
+/// `up` records how the stack was started (files, folder, profiles) on its containers; run
+/// without `-f` or `--profile`, every later command acts on that stack, not on what
+/// discovery alone finds; a flag that says otherwise wins, with one warning line.
+#[test]
+fn plain_commands_act_on_the_stack_as_it_was_started() {
+    let project = Project::compose_yaml("finctl-disc-started", STACK);
+    std::fs::write(
+        project.dir().join("extra.yml"),
+        r#"
+services:
+  extra:
+    image: finctl/base:bookworm
+    command: ["sleep", "infinity"]
+    restart: unless-stopped
+    stop_grace_period: 1s
+  tool:
+    image: finctl/base:bookworm
+    command: ["sleep", "infinity"]
+    restart: unless-stopped
+    stop_grace_period: 1s
+    profiles: [tools]
+"#,
+    )
+    .unwrap();
+    let finctl = |command: &[&str]| {
+        Test::new()
+            .args(command)
+            .env("COMPOSE_PROJECT_NAME", &project.name)
+            .env_remove("COMPOSE_FILE")
+            .env_remove("COMPOSE_PROFILES")
+            .current_dir(project.dir())
+    };
+    finctl(&[
+        "-f",
+        "compose.yaml",
+        "-f",
+        "extra.yml",
+        "--profile",
+        "tools",
+        "up",
+        "--timeout",
+        "90s",
+    ])
+    .assert_status(0);
+
+    // Discovery alone finds compose.yaml; the running stack adds extra.yml and the profile.
+    let ps = finctl(&["--json", "ps"]).assert_status(0);
+    assert!(!ps.stderr().contains("warning"), "{}", ps.report());
+    let rows = ps.json();
+    let mut services: Vec<&str> = rows
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|r| r["service"].as_str())
+        .collect();
+    services.sort_unstable();
+    assert_eq!(services, ["app", "db", "extra", "init", "tool"]);
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["ok"], true, "{row}");
+    }
+    finctl(&["health"]).assert_status(0);
+
+    // Flags that contradict the running stack win, and one line says so.
+    let contradicted = finctl(&["-f", "compose.yaml", "health"]).run();
+    let warnings: Vec<&str> = contradicted
+        .stderr()
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", contradicted.report());
+    assert!(
+        warnings[0].contains("was started with -f compose.yaml -f extra.yml --profile tools"),
+        "{}",
+        contradicted.report()
+    );
+    assert!(
+        warnings[0].contains("acting on -f compose.yaml"),
+        "{}",
+        contradicted.report()
+    );
+
+    // A plain `up` repairs the stack as it was started, rather than dropping extra and tool.
+    let stop = std::process::Command::new("docker")
+        .args(["stop", "-t", "1", &project.container("tool")])
+        .output()
+        .expect("docker stop");
+    assert!(stop.status.success(), "{stop:?}");
+    let report = finctl(&["--json", "up", "--timeout", "90s"])
+        .assert_status(0)
+        .json();
+    let mut up: Vec<&str> = report["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    up.sort_unstable();
+    assert_eq!(up, ["app", "db", "extra", "init", "tool"]);
+    let tool = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "tool")
+        .unwrap();
+    assert_eq!(tool["action"], "started", "{tool:#}");
+
+    // A plain `down` takes down all of it, extra.yml's and the profile's containers too.
+    finctl(&["down"]).assert_status(0);
+    assert!(project.labelled(&["ps", "-a"]).is_empty());
 }

@@ -59,6 +59,38 @@ async fn the_offline_platform_comes_up_and_every_service_knows_the_caller() {
         .args(["--json", "health", "--offline"])
         .assert_status(0);
 
+    // Without --offline, the commands act on the stack as it was started: no port only the
+    // upstream images serve (Keycloak's admin UI 8082, Redpanda's host listener 19092), no
+    // upstream image missing, every service ok, and no warning.
+    let urls = finctl().args(["--json", "urls"]).assert_status(0);
+    assert!(!urls.stderr().contains("warning"), "{}", urls.report());
+    for port in [":8082", ":19092"] {
+        assert!(!urls.stdout().contains(port), "{port}: {}", urls.report());
+    }
+    let doctor = finctl().args(["--json", "doctor"]).run();
+    let checks = doctor.json();
+    for check in checks.as_array().expect("doctor's checks") {
+        let detail = check["detail"].as_str().unwrap_or_default();
+        assert!(
+            !detail.contains("quay.io/keycloak") && !detail.contains("redis:7"),
+            "doctor looked at the upstream images: {check}"
+        );
+    }
+    finctl().args(["--json", "health"]).assert_status(0);
+    // Saying --offline agrees with the running stack: no warning; a profile it was not
+    // started with contradicts it: one.
+    let agreed = finctl().args(["ps", "--offline"]).assert_status(0);
+    assert!(!agreed.stderr().contains("warning"), "{}", agreed.report());
+    let contradicted = finctl()
+        .args(["ps", "--offline", "--profile", "cluster"])
+        .assert_status(0);
+    assert_eq!(
+        contradicted.stderr().matches("warning:").count(),
+        1,
+        "{}",
+        contradicted.report()
+    );
+
     // A password-grant token from the IdP, at Keycloak's realm path.
     let http = reqwest::Client::new();
     let response = http

@@ -45,7 +45,7 @@ pub async fn bootstrap(
     args: BootstrapArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let parts = parts(&args.parts);
     let report = run(
         &stack,

@@ -50,7 +50,7 @@ pub async fn doctor(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let DoctorArgs { stack: stack_args } = args;
-    let stack = super::compose::load(global, &stack_args, printer)?;
+    let stack = super::compose::load(global, &stack_args, printer).await?;
     let mut checks = Vec::new();
     match Engine::connect().await {
         Err(err) => checks.push(Check::fail(

@@ -15,7 +15,7 @@ pub async fn down(
     args: DownArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let engine = Engine::connect().await?;
     let removed = teardown::down(&engine, &stack.project_name, args.volumes).await?;
     if printer.json() {
@@ -37,7 +37,7 @@ pub async fn nuke(
     args: NukeArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let engine = Engine::connect().await?;
     let mut removed = teardown::down(&engine, &stack.project_name, true).await?;
     let own = own_images(&engine, global, &stack).await?;

@@ -18,7 +18,7 @@ pub async fn exec(
     args: ExecArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let service = stack.service(&args.service)?;
     let container = stack.container_name(service, 1);
     let engine = Engine::connect().await?;

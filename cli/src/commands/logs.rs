@@ -23,7 +23,7 @@ pub async fn logs(
         )
         .into());
     }
-    let stack = super::compose::load(global, &args.stack(), printer)?;
+    let stack = super::compose::load(global, &args.stack(), printer).await?;
     for name in &args.services {
         stack.service(name)?;
     }

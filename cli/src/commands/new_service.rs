@@ -62,7 +62,7 @@ async fn create(
     let layout = Layout::default();
     let template = Template::read_dir(&template_dir(project))?;
     let stack_args = running_stack(global, &args.stack, printer).await?;
-    let stack = super::compose::load(global, &stack_args, &Printer::plain())?;
+    let stack = super::compose::load(global, &stack_args, &Printer::plain()).await?;
 
     let started = Instant::now();
     let recorded = match Recorded::read(root, name)? {
@@ -123,7 +123,7 @@ async fn create(
         ));
         return Ok(ExitStatus::Success);
     }
-    let stack = super::compose::load(global, &stack_args, &Printer::plain())?;
+    let stack = super::compose::load(global, &stack_args, &Printer::plain()).await?;
     let result = start(
         global,
         args,
@@ -631,7 +631,7 @@ async fn running_stack(
     if args.offline || !args.files.is_empty() || !global.files.is_empty() {
         return Ok(args);
     }
-    let stack = super::compose::load(global, &args, &Printer::plain())?;
+    let stack = super::compose::load_with(global, &args, &Printer::plain(), &Path::to_path_buf)?;
     let Ok(engine) = Engine::connect().await else {
         return Ok(args);
     };
@@ -775,7 +775,7 @@ async fn remove(
         return Ok(ExitStatus::Success);
     }
     let stack_args = running_stack(global, &args.stack, printer).await?;
-    let stack = super::compose::load(global, &stack_args, &Printer::plain())?;
+    let stack = super::compose::load(global, &stack_args, &Printer::plain()).await?;
     // Its containers first: once its entries are gone no stack command would know them.
     if let Ok(engine) = Engine::connect().await {
         let removed = finctl_orchestrate::teardown::remove_services(

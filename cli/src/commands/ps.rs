@@ -16,7 +16,7 @@ pub async fn ps(
     args: PsArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let engine = Engine::connect().await?;
     let rows = status::statuses(&engine, &stack).await?;
     printer.data(&render(&rows, printer)?);
@@ -28,7 +28,7 @@ pub async fn health(
     args: HealthArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let engine = Engine::connect().await?;
     loop {
         let rows = status::statuses(&engine, &stack).await?;

@@ -37,12 +37,12 @@ pub async fn publish_apis(
     let resolved = load_config(global, args.config.clone())?;
     let mut target: Box<dyn Target> = match args.target {
         PublishTarget::Builtin => {
-            let stack = super::compose::load(global, &args.stack, printer)?;
+            let stack = super::compose::load(global, &args.stack, printer).await?;
             Box::new(builtin(&stack)?)
         }
         PublishTarget::Wso2 => Box::new(Wso2::new(Wso2Config::from_env())?),
         PublishTarget::Kong => {
-            let stack = super::compose::load(global, &args.stack, printer)?;
+            let stack = super::compose::load(global, &args.stack, printer).await?;
             Box::new(kong(&stack).await?)
         }
     };

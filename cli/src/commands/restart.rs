@@ -20,7 +20,7 @@ pub async fn restart(
     args: RestartArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     for name in &args.services {
         stack.service(name)?;
     }
@@ -100,7 +100,8 @@ async fn restart_one(
         readiness::SETTLE,
         &observer,
     )
-    .await?;
+    .await?
+    .wait;
     match &wait {
         Wait::Ready => progress.done(
             name,

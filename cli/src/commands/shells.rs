@@ -19,7 +19,7 @@ pub async fn sql(
     args: ShellArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let database = database_name(&stack);
     let mut command: Vec<String> = [
         "psql",
@@ -43,7 +43,7 @@ pub async fn redis(
     args: ShellArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let service = stack.service(CACHE_SERVICE)?;
     let mut command = vec!["redis-cli".to_owned()];
     if let Some(password) = redis_password(service) {

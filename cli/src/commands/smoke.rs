@@ -130,7 +130,7 @@ pub async fn smoke_test(
     args: SmokeTestArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let plan = plan(&stack, &args)?;
     if args.list {
         let rows = plan.listed();

@@ -28,7 +28,7 @@ pub async fn token(
     args: TokenArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let process: BTreeMap<String, String> = std::env::vars().collect();
     let vars = Variables::layered(&stack.working_dir, &process)?;
     let var = |name: &str| vars.get(name).map(str::to_owned);

@@ -28,7 +28,7 @@ pub async fn topics(
     args: TopicsArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let admin = admin(&stack)?;
     match args.action.unwrap_or(TopicsCommand::List) {
         TopicsCommand::List => {

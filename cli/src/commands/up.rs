@@ -1,15 +1,18 @@
 //! `finctl up`.
 
+use std::time::Instant;
+
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::cli::{GlobalArgs, UpArgs};
-use crate::printer::Printer;
+use crate::printer::{Printer, Verbosity};
 use finctl_compose::Project;
 use finctl_compose::Stack;
 use finctl_engine as inventory;
 use finctl_engine::Engine;
 use finctl_error::{ExitStatus, UserError};
 use finctl_images::{BuildOptions, Selection};
+use finctl_orchestrate::up::offset;
 use finctl_orchestrate::{Action, Outcome, Progress, UpReport};
 use finctl_progress::seconds;
 
@@ -18,7 +21,8 @@ pub async fn up(
     args: UpArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let origin = Instant::now();
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let plan = stack.plan(&args.services)?;
     let engine = Engine::connect().await?;
     if args.build {
@@ -36,10 +40,12 @@ pub async fn up(
         super::bootstrap::parts_in(&plan.order)
     };
     let mut first = None;
+    let mut bootstrap = None;
     if !parts.is_empty() {
         let infra = stack.plan(&super::bootstrap::services_of(&parts))?;
         let progress = Progress::new(printer.progress(), &infra.order);
-        let report = finctl_orchestrate::up::up(
+        let report = finctl_orchestrate::up::up_since(
+            origin,
             engine.clone(),
             stack.clone(),
             infra,
@@ -48,6 +54,7 @@ pub async fn up(
         )
         .await?;
         if report.ok() {
+            let began = offset(origin, Instant::now());
             super::bootstrap::bootstrap_for_up(&stack, &parts, printer)
                 .await
                 .map_err(|err| {
@@ -56,6 +63,7 @@ pub async fn up(
                          retries it; `finctl up --no-bootstrap` skips it)",
                     )
                 })?;
+            bootstrap = Some((began, offset(origin, Instant::now())));
         }
         // A failed infrastructure is reported as a whole `up` would report it.
         first = Some(report);
@@ -64,19 +72,31 @@ pub async fn up(
         Some(infra) if !infra.ok() => infra,
         first => {
             let progress = Progress::new(printer.progress(), &plan.order);
-            let mut report =
-                finctl_orchestrate::up::up(engine.clone(), stack, plan, args.timeout, progress)
-                    .await?;
+            let mut report = finctl_orchestrate::up::up_since(
+                origin,
+                engine.clone(),
+                stack,
+                plan,
+                args.timeout,
+                progress,
+            )
+            .await?;
             if let Some(infra) = first {
                 merge(&mut report, infra);
             }
             report
         }
     };
+    let mut report = report;
+    report.elapsed = origin.elapsed();
+    report.bootstrap_ms = bootstrap;
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report)?);
     } else {
         printer.data(&table(&report));
+        if printer.verbosity() >= Verbosity::Verbose {
+            printer.data(&timeline(&report));
+        }
     }
     if report.interrupted {
         printer
@@ -174,9 +194,9 @@ fn merge(report: &mut UpReport, infra: UpReport) {
         {
             s.action = first.action;
             s.ready_after = first.ready_after.or(s.ready_after);
+            s.timeline = first.timeline;
         }
     }
-    report.elapsed += infra.elapsed;
 }
 
 async fn build_images(
@@ -235,6 +255,47 @@ async fn build_images(
         .into());
     }
     Ok(())
+}
+
+/// `up -v`: where each service's time went, in seconds since `up` began, in the order the
+/// services became ready.
+fn timeline(report: &UpReport) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_BORDERS_ONLY).set_header([
+        "service",
+        "waited on deps",
+        "created",
+        "started",
+        "first probe",
+        "ready",
+        "probes",
+    ]);
+    let at = |ms: Option<u64>| {
+        ms.map_or_else(|| "-".to_owned(), |ms| format!("{:.2}", ms as f64 / 1000.0))
+    };
+    let mut services: Vec<_> = report.services.iter().collect();
+    services.sort_by_key(|s| s.timeline.ready_ms.unwrap_or(u64::MAX));
+    for service in services {
+        let t = &service.timeline;
+        table.add_row([
+            service.service.clone(),
+            at(Some(t.waited_on_dependencies_ms)),
+            at(t.created_ms),
+            at(t.started_ms),
+            at(t.first_probe_ms),
+            at(t.ready_ms),
+            t.probes.to_string(),
+        ]);
+    }
+    let mut text = format!("Timeline (seconds since `up` began):\n{table}");
+    if let Some((began, ended)) = report.bootstrap_ms {
+        text.push_str(&format!(
+            "\nbootstrap (database, topics, identity provider): {} -> {}",
+            at(Some(began)),
+            at(Some(ended))
+        ));
+    }
+    text
 }
 
 fn table(report: &UpReport) -> String {

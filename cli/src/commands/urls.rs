@@ -20,7 +20,7 @@ pub async fn urls(
     args: UrlsArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let stack = super::compose::load(global, &args.stack, printer)?;
+    let stack = super::compose::load(global, &args.stack, printer).await?;
     let endpoints = endpoints(&stack);
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&endpoints)?);

@@ -14,6 +14,9 @@ pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
 pub const VERSION: &str = "com.docker.compose.version";
 pub const NETWORK: &str = "com.docker.compose.network";
 pub const VOLUME: &str = "com.docker.compose.volume";
+/// finctl's own: the profiles a container's stack was started with, comma-separated (Compose
+/// records the files and folder but not the profiles).
+pub const PROFILES: &str = "io.finctl.profiles";
 
 /// The Compose version finctl labels as: the one Debian ships, which checks these labels.
 pub const COMPOSE_VERSION: &str = "1.29.2";

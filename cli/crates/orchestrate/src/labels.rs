@@ -24,6 +24,7 @@ pub fn container(stack: &Stack, service: &Service, config_hash: &str) -> HashMap
             WORKING_DIR.to_owned(),
             stack.working_dir.display().to_string(),
         ),
+        (PROFILES.to_owned(), stack.active_profiles.join(",")),
         (VERSION.to_owned(), COMPOSE_VERSION.to_owned()),
     ]);
     labels

@@ -1,8 +1,11 @@
-//! When a started container counts as ready, seen within about 100 ms: Docker's state is
-//! polled every 100 ms and, where the service has a healthcheck, the check itself is run on
-//! demand through `exec` instead of waiting for Docker's next interval.
+//! When a started container counts as ready, seen as soon as it is: the engine's events say
+//! when the container's state changes (no polling) and, where the service has a
+//! healthcheck, the check itself is run on demand through `exec` instead of waiting for
+//! Docker's next interval.
 
 use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
 
 use finctl_compose::{Condition, RestartPolicy, Service, Stack};
 use finctl_engine::{self as inventory, ContainerInfo};
@@ -91,7 +94,30 @@ pub trait Observer: Sync {
     fn waiting(&self, what: &str);
 }
 
+/// What waiting found, and when the first healthcheck ran (for `up`'s timeline).
+#[derive(Debug, Clone)]
+pub struct Waited {
+    pub wait: Wait,
+    pub first_probe: Option<Instant>,
+    /// Healthchecks run on demand.
+    pub probes: u32,
+}
+
+/// Without an event from Docker, the container is looked at again this often anyway (a
+/// missed event costs at most this long, never the outcome).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// A failing healthcheck is run again after a short interval that grows by half each time
+/// up to this, so a service that takes a while does not have its checks run back to back.
+const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Waits until the container `id` of `service` is ready, or has failed, or `deadline` passed.
+///
+/// Driven by the engine's events for the container (start, die, health status, restart):
+/// the container is inspected when one arrives rather than polled, so a one-shot's exit or
+/// Docker's own health verdict is seen at once. Where the service has a healthcheck, it is
+/// run on demand (once its served ports accept connections, when they can be tried), again
+/// after 100 ms, then at an interval growing to [`MAX_PROBE_INTERVAL`].
 pub async fn wait_ready(
     engine: &Engine,
     id: &str,
@@ -100,101 +126,167 @@ pub async fn wait_ready(
     deadline: Instant,
     settle: Duration,
     observer: &dyn Observer,
-) -> anyhow::Result<Wait> {
+) -> anyhow::Result<Waited> {
     let probe = service
         .healthcheck
         .as_ref()
         .and_then(|h| h.exec_command().map(|cmd| (cmd, h.timeout_or_default())));
+    let mut events = container_events(engine, id);
+    let mut events_alive = true;
     let mut last_output: Option<String> = None;
     let mut said = "";
     let mut restarts_before: Option<i64> = None;
     let mut running_since: Option<Instant> = None;
     let mut next_probe = Instant::now();
+    let mut interval = POLL;
     let gate_ports: Vec<u16> = service.served_ports().map(|p| p.target).collect();
-    let mut last_probe: Option<Instant> = None;
+    let mut first_probe: Option<Instant> = None;
+    let mut probes = 0;
+    let mut info: Option<ContainerInfo> = None;
+    let mut inspected = Instant::now();
+    let finish = |wait, first_probe, probes| {
+        Ok(Waited {
+            wait,
+            first_probe,
+            probes,
+        })
+    };
     loop {
-        let Some(info) = inventory::inspect(engine, id).await? else {
-            return Ok(Wait::Failed {
-                reason: "its container was removed".into(),
-                health_output: last_output,
-            });
+        let recheck = if events_alive { RECHECK } else { POLL };
+        if info.is_none() || inspected.elapsed() >= recheck {
+            info = inventory::inspect(engine, id).await?;
+            inspected = Instant::now();
+            if info.is_none() {
+                let wait = Wait::Failed {
+                    reason: "its container was removed".into(),
+                    health_output: last_output,
+                };
+                return finish(wait, first_probe, probes);
+            }
+        }
+        let Some(current) = info.as_ref() else {
+            unreachable!("inspected above");
         };
-        let restarts = *restarts_before.get_or_insert(info.restart_count);
-        if info.restart_count > restarts {
+        let restarts = *restarts_before.get_or_insert(current.restart_count);
+        if current.restart_count > restarts {
             // Docker resets the exit code when it starts the container again; a crash loop
             // shows it again within the restart backoff.
-            let code = match info.exit_code {
-                Some(code) if code != 0 || !info.running() => Some(code),
+            let code = match current.exit_code {
+                Some(code) if code != 0 || !current.running() => Some(code),
                 _ => crash_exit_code(engine, id).await,
             };
             let code = code.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-            return Ok(Wait::Failed {
+            let wait = Wait::Failed {
                 reason: format!("it crashed (exit code {code}) and Docker keeps restarting it"),
                 health_output: last_output,
-            });
+            };
+            return finish(wait, first_probe, probes);
         }
         let settling = matches!(
             readiness,
             Readiness::Running | Readiness::RunningOrCompleted
-        ) && info.health.is_none()
-            && info.running();
-        match judge(&info, readiness, &mut last_output) {
+        ) && current.health.is_none()
+            && current.running();
+        // When to look again without an event: the next healthcheck, the end of settling,
+        // the deadline, or the periodic recheck.
+        let mut wake = deadline.min(inspected + recheck);
+        match judge(current, readiness, &mut last_output) {
             Some(Wait::Ready) if settling && !settle.is_zero() => {
-                if running_since.get_or_insert_with(Instant::now).elapsed() >= settle {
-                    return Ok(Wait::Ready);
+                let since = *running_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= settle {
+                    return finish(Wait::Ready, first_probe, probes);
                 }
+                wake = wake.min(since + settle);
                 if said != "settle" {
                     observer.waiting("started; checking that it stays up");
                     said = "settle";
                 }
             }
-            Some(done) => return Ok(done),
+            Some(done) => return finish(done, first_probe, probes),
             None => {}
         }
-        if settling {
-            // Handled above.
-        } else if readiness != Readiness::Completed && info.running() {
+        if !settling && readiness != Readiness::Completed && current.running() {
             if said != "health" {
                 observer.waiting("waiting for health");
                 said = "health";
             }
-            let due = Instant::now() >= next_probe
-                && match port_state(&info.addresses, &gate_ports).await {
-                    PortState::Open => true,
-                    PortState::Refused => false,
-                    PortState::Unknown => last_probe.is_none_or(|at| at.elapsed() >= GATE_FALLBACK),
-                };
-            if let Some((cmd, timeout)) = probe.as_ref().filter(|_| due) {
-                last_probe = Some(Instant::now());
-                let budget = (*timeout).min(deadline.saturating_duration_since(Instant::now()));
-                let probe_started = Instant::now();
-                let result = run_probe(engine, id, cmd, budget).await;
-                // A heavy check (a Python script, say) run back to back would take the CPU
-                // the starting service needs: keep probing to at most a third of the time.
-                next_probe = Instant::now() + (probe_started.elapsed() * 2).max(POLL);
-                if let Ok((code, output)) = result {
-                    last_output = Some(output);
-                    if code == Some(0) {
-                        return Ok(Wait::Ready);
+            if let Some((cmd, timeout)) = probe.as_ref() {
+                if Instant::now() >= next_probe {
+                    match port_state(&current.addresses, &gate_ports).await {
+                        // Nothing listens yet: try the ports again shortly, no check.
+                        PortState::Refused => next_probe = Instant::now() + POLL,
+                        PortState::Open | PortState::Unknown => {
+                            let started = Instant::now();
+                            first_probe.get_or_insert(started);
+                            probes += 1;
+                            let budget =
+                                (*timeout).min(deadline.saturating_duration_since(started));
+                            let result = run_probe(engine, id, cmd, budget).await;
+                            if let Ok((code, output)) = result {
+                                last_output = Some(output);
+                                if code == Some(0) {
+                                    return finish(Wait::Ready, first_probe, probes);
+                                }
+                            }
+                            // A heavy check (a Python script, say) run back to back would
+                            // take the CPU the starting service needs: at most a third of
+                            // the time, and at a growing interval.
+                            next_probe = Instant::now() + (started.elapsed() * 2).max(interval);
+                            interval = (interval * 3 / 2).min(MAX_PROBE_INTERVAL);
+                        }
                     }
                 }
+                wake = wake.min(next_probe);
             }
         } else if readiness == Readiness::Completed && said != "complete" {
             observer.waiting("running to completion");
             said = "complete";
         }
         if Instant::now() >= deadline {
-            return Ok(Wait::Failed {
+            let wait = Wait::Failed {
                 reason: format!(
                     "not ready in time (state {}, health {})",
-                    info.state,
-                    info.health.as_deref().unwrap_or("none")
+                    current.state,
+                    current.health.as_deref().unwrap_or("none")
                 ),
-                health_output: last_output.or(info.last_health_output),
-            });
+                health_output: last_output.or_else(|| current.last_health_output.clone()),
+            };
+            return finish(wait, first_probe, probes);
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            event = events.next(), if events_alive => match event {
+                // Something happened to the container: look at it now.
+                Some(Ok(_)) => inspected = Instant::now() - recheck,
+                // The engine does not stream events (or stopped): poll instead.
+                Some(Err(_)) | None => events_alive = false,
+            },
+            () = tokio::time::sleep_until(wake.into()) => {}
+        }
     }
+}
+
+/// The engine's events for one container (start, die, health_status, restart, ...), from a
+/// second before now so that nothing between the first look and the subscription is missed
+/// (a replayed event costs one extra look).
+fn container_events(
+    engine: &Engine,
+    id: &str,
+) -> impl futures_util::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>>
++ Unpin
++ use<> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(Duration::from_secs(1));
+    let filters = std::collections::HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("container".to_owned(), vec![id.to_owned()]),
+    ]);
+    let options = bollard::query_parameters::EventsOptionsBuilder::default()
+        .since(&format!("{}.{:09}", since.as_secs(), since.subsec_nanos()))
+        .filters(&filters)
+        .build();
+    Box::pin(engine.api().events(Some(options)))
 }
 
 /// Whether a service that publishes ports can be serving yet, as its container's network
@@ -210,11 +302,9 @@ enum PortState {
     /// within about 100 ms of the bind; Docker's own healthcheck still counts meanwhile.
     Refused,
     /// The container cannot be reached from here (Docker Desktop, host networking): the
-    /// healthcheck is run every [`GATE_FALLBACK`].
+    /// healthcheck is run at its growing interval, as for a service without ports.
     Unknown,
 }
-
-const GATE_FALLBACK: Duration = Duration::from_secs(2);
 
 async fn port_state(addresses: &[std::net::IpAddr], ports: &[u16]) -> PortState {
     if ports.is_empty() {

@@ -132,30 +132,74 @@ fn row(service: &str, container: Option<&ContainerInfo>, readiness: Readiness) -
     }
 }
 
-/// The Compose files the project's containers were created from (their
-/// `com.docker.compose.project.config_files` labels), in order, without repeats; empty when
-/// nothing of the project runs.
-pub async fn config_files(engine: &Engine, project: &str) -> anyhow::Result<Vec<String>> {
+/// How the project's running stack was started, as `up` recorded it on its containers: the
+/// Compose files (`com.docker.compose.project.config_files`), the project folder
+/// (`com.docker.compose.project.working_dir`) and the profiles (finctl's own label).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StartedWith {
+    /// In order, without repeats (`-` when the file came from stdin).
+    pub files: Vec<String>,
+    pub working_dir: Option<String>,
+    /// `None` when the containers predate the label.
+    pub profiles: Option<Vec<String>>,
+}
+
+/// What the project's containers say about how they were started; `None` when nothing of
+/// the project exists. Containers of several `up`s are merged: files and profiles in the
+/// order first seen.
+pub async fn started_with(engine: &Engine, project: &str) -> anyhow::Result<Option<StartedWith>> {
     let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&finctl_engine::labels::project_filter(project))
         .build();
     let summaries = engine.api().list_containers(Some(options)).await?;
-    let mut files: Vec<String> = Vec::new();
-    for summary in summaries {
-        let label = summary
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(finctl_engine::labels::CONFIG_FILES))
-            .cloned()
-            .unwrap_or_default();
-        for file in label.split(',').filter(|f| !f.is_empty()) {
-            if !files.iter().any(|f2| f2 == file) {
-                files.push(file.to_owned());
+    let labels = summaries.iter().filter_map(|s| s.labels.as_ref());
+    Ok(merge_labels(labels))
+}
+
+fn merge_labels<'a>(
+    labels: impl Iterator<Item = &'a std::collections::HashMap<String, String>>,
+) -> Option<StartedWith> {
+    use finctl_engine::labels::{CONFIG_FILES, PROFILES, WORKING_DIR};
+    let mut started: Option<StartedWith> = None;
+    for labels in labels {
+        let started = started.get_or_insert_with(StartedWith::default);
+        let list = |name: &str| {
+            labels.get(name).map(|value| {
+                value
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+        };
+        for file in list(CONFIG_FILES).unwrap_or_default() {
+            if !started.files.contains(&file) {
+                started.files.push(file);
+            }
+        }
+        if started.working_dir.is_none() {
+            started.working_dir = labels.get(WORKING_DIR).cloned();
+        }
+        if let Some(profiles) = list(PROFILES) {
+            let known = started.profiles.get_or_insert_with(Vec::new);
+            for profile in profiles {
+                if !known.contains(&profile) {
+                    known.push(profile);
+                }
             }
         }
     }
-    Ok(files)
+    started
+}
+
+/// The Compose files the project's containers were created from, in order, without
+/// repeats; empty when nothing of the project exists.
+pub async fn config_files(engine: &Engine, project: &str) -> anyhow::Result<Vec<String>> {
+    Ok(started_with(engine, project)
+        .await?
+        .map(|s| s.files)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -248,5 +292,29 @@ services:
         assert!(rows.iter().all(|r| r.service != "extra"));
         // A container of a service no longer in the file still shows.
         assert_eq!(get("gone").container.as_deref(), Some("demo_gone_1"));
+    }
+
+    #[test]
+    fn started_with_merges_the_containers_labels_in_order() {
+        use finctl_engine::labels::{CONFIG_FILES, PROFILES, WORKING_DIR};
+        use std::collections::HashMap;
+        let a = HashMap::from([
+            (CONFIG_FILES.to_owned(), "/p/a.yml,/p/b.yml".to_owned()),
+            (WORKING_DIR.to_owned(), "/p".to_owned()),
+        ]);
+        let b = HashMap::from([
+            (CONFIG_FILES.to_owned(), "/p/a.yml,/p/c.yml".to_owned()),
+            (PROFILES.to_owned(), "gateway,cluster".to_owned()),
+        ]);
+        let started = merge_labels([&a, &b].into_iter()).unwrap();
+        assert_eq!(started.files, ["/p/a.yml", "/p/b.yml", "/p/c.yml"]);
+        assert_eq!(started.working_dir.as_deref(), Some("/p"));
+        assert_eq!(
+            started.profiles,
+            Some(vec!["gateway".to_owned(), "cluster".to_owned()])
+        );
+        // Containers from before the profiles label: profiles unknown, not "none".
+        assert_eq!(merge_labels([&a].into_iter()).unwrap().profiles, None);
+        assert_eq!(merge_labels(std::iter::empty()), None);
     }
 }

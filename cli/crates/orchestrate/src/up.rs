@@ -60,6 +60,32 @@ pub struct ServiceReport {
     pub ready_after: Option<Duration>,
     pub container: Option<ContainerInfo>,
     pub health_output: Option<String>,
+    /// Where its time went.
+    pub timeline: Timeline,
+}
+
+/// One service's way to ready, in milliseconds since `up` began (`null`: that step did not
+/// happen, e.g. no container was created for a running one). `up -v` prints it as a table,
+/// `up --json` has it per service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Timeline {
+    /// How long it waited for its dependencies' conditions.
+    pub waited_on_dependencies_ms: u64,
+    /// The container was created (or found, or removed and created again) ...
+    pub created_ms: Option<u64>,
+    /// ... started ...
+    pub started_ms: Option<u64>,
+    /// ... its healthcheck first run by finctl ...
+    pub first_probe_ms: Option<u64>,
+    /// ... and it was ready (or failed).
+    pub ready_ms: Option<u64>,
+    /// Healthchecks finctl ran for it.
+    pub probes: u32,
+}
+
+/// Milliseconds from `origin` to `at`.
+pub fn offset(origin: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(origin).as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +93,9 @@ pub struct UpReport {
     pub services: Vec<ServiceReport>,
     pub interrupted: bool,
     pub elapsed: Duration,
+    /// When `up` bootstrapped the infrastructure between its two runs: from the
+    /// infrastructure ready to bootstrap done, in milliseconds since `up` began.
+    pub bootstrap_ms: Option<(u64, u64)>,
 }
 
 impl UpReport {
@@ -97,6 +126,8 @@ struct Run {
     phases: HashMap<String, watch::Sender<Phase>>,
     progress: Progress,
     deadline: Instant,
+    /// What the timelines count from.
+    origin: Instant,
 }
 
 /// The images of `services` that are not present locally.
@@ -279,6 +310,18 @@ pub async fn up(
     timeout: Duration,
     progress: Progress,
 ) -> anyhow::Result<UpReport> {
+    up_since(Instant::now(), engine, stack, plan, timeout, progress).await
+}
+
+/// [`up`], its timelines counted from `origin` (when one command runs it in steps).
+pub async fn up_since(
+    origin: Instant,
+    engine: Engine,
+    stack: Stack,
+    plan: Plan,
+    timeout: Duration,
+    progress: Progress,
+) -> anyhow::Result<UpReport> {
     let started = Instant::now();
     let image_ids = image_ids(&engine, &stack, &plan.order).await?;
     ensure_resources(&engine, &stack, &plan).await?;
@@ -306,6 +349,7 @@ pub async fn up(
         phases,
         progress,
         deadline: started + timeout,
+        origin,
     });
     let mut tasks = JoinSet::new();
     for name in context.plan.order.clone() {
@@ -342,6 +386,7 @@ pub async fn up(
                     ready_after: None,
                     container: None,
                     health_output: None,
+                    timeline: Timeline::default(),
                 },
             );
         }
@@ -366,17 +411,21 @@ pub async fn up(
         services,
         interrupted,
         elapsed: started.elapsed(),
+        bootstrap_ms: None,
     })
 }
 
 async fn bring_up(context: &Run, name: &str) -> ServiceReport {
-    let report = |action, outcome, ready_after, health_output| ServiceReport {
+    let queued = Instant::now();
+    let mut timeline = Timeline::default();
+    let report = |action, outcome, ready_after, health_output, timeline| ServiceReport {
         service: name.to_owned(),
         action,
         outcome,
         ready_after,
         container: None,
         health_output,
+        timeline,
     };
     let phase = &context.phases[name];
     // Wait for the dependencies' conditions.
@@ -396,23 +445,36 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
             break;
         }
     }
+    let touched = Instant::now();
+    timeline.waited_on_dependencies_ms = offset(queued, touched);
     if let Some(reason) = blocked {
         phase.send_replace(Phase::Failed);
         context
             .progress
             .done(name, &format!("not started: {reason}"));
-        return report(Action::Skipped, Outcome::Blocked(reason), None, None);
+        return report(
+            Action::Skipped,
+            Outcome::Blocked(reason),
+            None,
+            None,
+            timeline,
+        );
     }
-    let touched = Instant::now();
     let service = &context.stack.services[name];
-    let result = converge(context, service).await;
+    let result = converge(context, service, &mut timeline).await;
     let (action, id) = match result {
         Ok(done) => done,
         Err(err) => {
             phase.send_replace(Phase::Failed);
             let reason = format!("{err:#}");
             context.progress.done(name, &format!("failed: {reason}"));
-            return report(Action::Skipped, Outcome::Failed(reason), None, None);
+            return report(
+                Action::Skipped,
+                Outcome::Failed(reason),
+                None,
+                None,
+                timeline,
+            );
         }
     };
     phase.send_replace(Phase::Started);
@@ -435,6 +497,15 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
         &observer,
     )
     .await;
+    timeline.ready_ms = Some(offset(context.origin, Instant::now()));
+    let waited = match waited {
+        Ok(waited) => {
+            timeline.first_probe_ms = waited.first_probe.map(|at| offset(context.origin, at));
+            timeline.probes = waited.probes;
+            Ok(waited.wait)
+        }
+        Err(err) => Err(err),
+    };
     match waited {
         Ok(Wait::Ready) => {
             phase.send_replace(Phase::Ready);
@@ -454,7 +525,7 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
             };
             context.progress.done(name, &text);
             let after = waited.then_some(after);
-            report(action, Outcome::Ready, after, None)
+            report(action, Outcome::Ready, after, None, timeline)
         }
         Ok(Wait::Failed {
             reason,
@@ -462,19 +533,30 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
         }) => {
             phase.send_replace(Phase::Failed);
             context.progress.done(name, &format!("failed: {reason}"));
-            report(action, Outcome::Failed(reason), None, health_output)
+            report(
+                action,
+                Outcome::Failed(reason),
+                None,
+                health_output,
+                timeline,
+            )
         }
         Err(err) => {
             phase.send_replace(Phase::Failed);
             let reason = format!("{err:#}");
             context.progress.done(name, &format!("failed: {reason}"));
-            report(action, Outcome::Failed(reason), None, None)
+            report(action, Outcome::Failed(reason), None, None, timeline)
         }
     }
 }
 
 /// Makes the service's container match its definition; what was done and the container id.
-async fn converge(context: &Run, service: &Service) -> anyhow::Result<(Action, String)> {
+async fn converge(
+    context: &Run,
+    service: &Service,
+    timeline: &mut Timeline,
+) -> anyhow::Result<(Action, String)> {
+    let mark = |at: Instant| Some(offset(context.origin, at));
     let api = context.engine.api();
     let image = service.image.clone().unwrap_or_default();
     let hash = service.config_hash(context.image_ids.get(&image).map(String::as_str));
@@ -498,6 +580,7 @@ async fn converge(context: &Run, service: &Service) -> anyhow::Result<(Action, S
                 api.restart_container(&existing.id, Some(options))
                     .await
                     .with_context(|| format!("restarting {}", existing.name))?;
+                timeline.started_ms = mark(Instant::now());
                 return Ok((Action::Restarted, existing.id.clone()));
             }
             return Ok((Action::Unchanged, existing.id.clone()));
@@ -515,6 +598,7 @@ async fn converge(context: &Run, service: &Service) -> anyhow::Result<(Action, S
             api.start_container(&existing.id, None::<StartContainerOptions>)
                 .await
                 .with_context(|| format!("starting {}", existing.name))?;
+            timeline.started_ms = mark(Instant::now());
             return Ok((Action::Started, existing.id.clone()));
         }
         None => Action::Created,
@@ -538,10 +622,12 @@ async fn converge(context: &Run, service: &Service) -> anyhow::Result<(Action, S
         .await
         .with_context(|| format!("connecting {name} to {network}"))?;
     }
+    timeline.created_ms = mark(Instant::now());
     context.progress.phase(&service.name, "starting");
     api.start_container(&created.id, None::<StartContainerOptions>)
         .await
         .with_context(|| format!("starting container {name}"))?;
+    timeline.started_ms = mark(Instant::now());
     Ok((action, created.id))
 }
 
