@@ -109,7 +109,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 
 /// A failing healthcheck is run again after a short interval that grows by half each time
 /// up to this, so a service that takes a while does not have its checks run back to back.
-const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Waits until the container `id` of `service` is ready, or has failed, or `deadline` passed.
 ///
@@ -144,6 +144,7 @@ pub async fn wait_ready(
     let mut probes = 0;
     let mut info: Option<ContainerInfo> = None;
     let mut inspected = Instant::now();
+    let mut changed = true;
     let finish = |wait, first_probe, probes| {
         Ok(Waited {
             wait,
@@ -153,9 +154,10 @@ pub async fn wait_ready(
     };
     loop {
         let recheck = if events_alive { RECHECK } else { POLL };
-        if info.is_none() || inspected.elapsed() >= recheck {
+        if changed || inspected.elapsed() >= recheck {
             info = inventory::inspect(engine, id).await?;
             inspected = Instant::now();
+            changed = false;
             if info.is_none() {
                 let wait = Wait::Failed {
                     reason: "its container was removed".into(),
@@ -256,7 +258,7 @@ pub async fn wait_ready(
         tokio::select! {
             event = events.next(), if events_alive => match event {
                 // Something happened to the container: look at it now.
-                Some(Ok(_)) => inspected = Instant::now() - recheck,
+                Some(Ok(_)) => changed = true,
                 // The engine does not stream events (or stopped): poll instead.
                 Some(Err(_)) | None => events_alive = false,
             },
