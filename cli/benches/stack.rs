@@ -463,6 +463,7 @@ fn timeline_table(json: &str) -> Option<String> {
         "started",
         "first probe",
         "ready",
+        "bootstrapped",
         "probes",
     ]);
     for s in services {
@@ -474,18 +475,11 @@ fn timeline_table(json: &str) -> Option<String> {
             at(&t["started_ms"]),
             at(&t["first_probe_ms"]),
             at(&t["ready_ms"]),
+            at(&t["bootstrapped_ms"]),
             t["probes"].to_string(),
         ]);
     }
-    let mut text = table.to_string();
-    if let Some([began, ended]) = report["bootstrap_ms"]
-        .as_array()
-        .map(Vec::as_slice)
-        .and_then(|b| <&[serde_json::Value; 2]>::try_from(b).ok())
-    {
-        text.push_str(&format!("\nbootstrap: {} -> {}", at(began), at(ended)));
-    }
-    Some(text)
+    Some(table.to_string())
 }
 
 /// Runs `command` to completion with its output in a log file, and measures its wall time and

@@ -48,6 +48,17 @@ impl Printer {
         }
     }
 
+    /// A printer for work done while `up`'s progress lines are on screen: no data, no status,
+    /// only warnings and errors.
+    pub fn silent() -> Self {
+        Self {
+            verbosity: Verbosity::Quiet,
+            color: false,
+            stderr_is_terminal: false,
+            json: true,
+        }
+    }
+
     pub fn json(&self) -> bool {
         self.json
     }

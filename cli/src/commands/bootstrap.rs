@@ -5,7 +5,7 @@
 //! invalid declaration, changes nothing anywhere), then applied in order: database, topics,
 //! identity. The plan is one table; `--dry-run` stops after it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -21,6 +21,7 @@ use finctl_bootstrap::{Action, Change, database};
 use finctl_compose::{Stack, Variables};
 use finctl_engine::Engine;
 use finctl_error::{ExitStatus, UserError};
+use finctl_orchestrate::Hook;
 
 use super::topics::{BROKER_SERVICE, blocking};
 
@@ -81,33 +82,82 @@ pub async fn bootstrap(
     Ok(ExitStatus::Success)
 }
 
-/// `finctl up`'s step between the infrastructure and the services: every part, one status
-/// line when nothing changes, the table when something does.
-pub(super) async fn bootstrap_for_up(
+/// `finctl up`'s bootstrap: for each part, a hook on the service it talks to, run by `up` as
+/// soon as that service is ready (before its dependents start). Each part's summary line is
+/// added to `done`, for [`report_for_up`]. Nothing is printed meanwhile: `up`'s progress lines
+/// are on screen.
+pub(super) fn hooks_for_up(
     stack: &Stack,
     parts: &[Part],
-    printer: &Printer,
-) -> anyhow::Result<()> {
-    let report = run(stack, None, parts, false, None, printer, false).await?;
-    let writes = report
-        .changes
+    done: &Arc<std::sync::Mutex<Vec<(Part, String)>>>,
+) -> HashMap<String, Hook> {
+    parts
         .iter()
-        .filter(|c| c.action.is_write())
-        .count();
-    if writes == 0 {
-        printer.status(&format!(
-            "Bootstrap: {} as declared ({} resources, nothing to change).",
-            parts
-                .iter()
-                .map(|p| p.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            report.changes.len()
-        ));
-    } else {
-        printer.status(&format!("Bootstrap: {}.", summary(&report.changes, true)));
+        .map(|&part| {
+            let stack = stack.clone();
+            let done = Arc::clone(done);
+            let hook: Hook = Arc::new(move || {
+                let stack = stack.clone();
+                let done = Arc::clone(&done);
+                Box::pin(async move {
+                    let report = run(
+                        &stack,
+                        None,
+                        &[part],
+                        false,
+                        None,
+                        &Printer::silent(),
+                        false,
+                    )
+                    .await
+                    .map_err(|err| {
+                        err.context(format!(
+                            "bootstrapping the {} failed (`finctl bootstrap {}` retries it; \
+                                 `finctl up --no-bootstrap` skips it)",
+                            describe(part),
+                            part.name()
+                        ))
+                    })?;
+                    let writes = report.changes.iter().any(|c| c.action.is_write());
+                    let line = if writes {
+                        summary(&report.changes, true)
+                    } else {
+                        format!(
+                            "as declared ({} resources, nothing to change)",
+                            report.changes.len()
+                        )
+                    };
+                    if let Ok(mut done) = done.lock() {
+                        done.push((part, line));
+                    }
+                    Ok(())
+                })
+            });
+            (service_of(part).to_owned(), hook)
+        })
+        .collect()
+}
+
+/// One status line per part `up` bootstrapped, in the parts' order.
+pub(super) fn report_for_up(
+    parts: &[Part],
+    done: &std::sync::Mutex<Vec<(Part, String)>>,
+    printer: &Printer,
+) {
+    let Ok(done) = done.lock() else { return };
+    for part in parts {
+        if let Some((_, line)) = done.iter().find(|(p, _)| p == part) {
+            printer.status(&format!("Bootstrap {}: {line}.", part.name()));
+        }
     }
-    Ok(())
+}
+
+fn describe(part: Part) -> &'static str {
+    match part {
+        Part::Database => "database",
+        Part::Topics => "topics",
+        Part::Identity => "identity provider",
+    }
 }
 
 /// The parts whose server is among `services` (what `up` is starting).
@@ -124,11 +174,6 @@ fn service_of(part: Part) -> &'static str {
         Part::Topics => BROKER_SERVICE,
         Part::Identity => IDP_SERVICE,
     }
-}
-
-/// The Compose services the parts talk to.
-pub(super) fn services_of(parts: &[Part]) -> Vec<String> {
-    parts.iter().map(|p| service_of(*p).to_string()).collect()
 }
 
 fn parts(given: &[BootstrapPart]) -> Vec<Part> {
@@ -348,7 +393,7 @@ pub(super) fn published(
 
 async fn plan_database(
     stack: &Stack,
-    var: &dyn Fn(&str) -> Option<String>,
+    var: &(dyn Fn(&str) -> Option<String> + Sync),
     decl: &Declarations,
 ) -> anyhow::Result<Planned> {
     let (host, port) = published(stack, DATABASE_SERVICE, SQL_PORT)?;
@@ -602,7 +647,7 @@ async fn idp_of(stack: &Stack) -> IdpKind {
 /// The IdP's base URL from this machine, and the driver for its kind.
 pub(super) fn driver(
     stack: &Stack,
-    var: &dyn Fn(&str) -> Option<String>,
+    var: &(dyn Fn(&str) -> Option<String> + Sync),
     kind: IdpKind,
 ) -> anyhow::Result<Box<dyn Driver>> {
     let base =
@@ -629,7 +674,7 @@ pub(super) fn driver(
 
 async fn plan_identity(
     stack: &Stack,
-    var: &dyn Fn(&str) -> Option<String>,
+    var: &(dyn Fn(&str) -> Option<String> + Sync),
     decl: &Declarations,
     kind: IdpKind,
 ) -> anyhow::Result<Planned> {

@@ -1,5 +1,6 @@
 //! `finctl up`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
@@ -12,7 +13,6 @@ use finctl_engine as inventory;
 use finctl_engine::Engine;
 use finctl_error::{ExitStatus, UserError};
 use finctl_images::{BuildOptions, Selection};
-use finctl_orchestrate::up::offset;
 use finctl_orchestrate::{Action, Outcome, Progress, UpReport};
 use finctl_progress::seconds;
 
@@ -31,65 +31,30 @@ pub async fn up(
     let endpoints = super::urls::endpoints(&stack);
     let publish = !args.no_publish && super::publish::has_gateway(&stack, &plan.order);
     let gateway_stack = publish.then(|| stack.clone());
-    // Bootstrap between the infrastructure and the services: the infrastructure it needs is
-    // brought up (and waited for) first, so the services start against a made database,
-    // topics and realm.
+    // Each bootstrap part runs as soon as its server is ready, before the services that wait
+    // for that server start: they start against a made database and topics. The realm is
+    // made while they start (they wait for the IdP to be started, not ready, and fetch its
+    // keys when the first token comes).
     let parts = if args.no_bootstrap {
         Vec::new()
     } else {
         super::bootstrap::parts_in(&plan.order)
     };
-    let mut first = None;
-    let mut bootstrap = None;
-    if !parts.is_empty() {
-        let infra = stack.plan(&super::bootstrap::services_of(&parts))?;
-        let progress = Progress::new(printer.progress(), &infra.order);
-        let report = finctl_orchestrate::up::up_since(
-            origin,
-            engine.clone(),
-            stack.clone(),
-            infra,
-            args.timeout,
-            progress,
-        )
-        .await?;
-        if report.ok() {
-            let began = offset(origin, Instant::now());
-            super::bootstrap::bootstrap_for_up(&stack, &parts, printer)
-                .await
-                .map_err(|err| {
-                    err.context(
-                        "the infrastructure is up, but bootstrapping it failed (`finctl bootstrap` \
-                         retries it; `finctl up --no-bootstrap` skips it)",
-                    )
-                })?;
-            bootstrap = Some((began, offset(origin, Instant::now())));
-        }
-        // A failed infrastructure is reported as a whole `up` would report it.
-        first = Some(report);
-    }
-    let report = match first {
-        Some(infra) if !infra.ok() => infra,
-        first => {
-            let progress = Progress::new(printer.progress(), &plan.order);
-            let mut report = finctl_orchestrate::up::up_since(
-                origin,
-                engine.clone(),
-                stack,
-                plan,
-                args.timeout,
-                progress,
-            )
-            .await?;
-            if let Some(infra) = first {
-                merge(&mut report, infra);
-            }
-            report
-        }
-    };
-    let mut report = report;
+    let bootstrapped = Arc::new(Mutex::new(Vec::new()));
+    let hooks = super::bootstrap::hooks_for_up(&stack, &parts, &bootstrapped);
+    let progress = Progress::new(printer.progress(), &plan.order);
+    let mut report = finctl_orchestrate::up::up_with(
+        origin,
+        engine.clone(),
+        stack,
+        plan,
+        args.timeout,
+        progress,
+        hooks,
+    )
+    .await?;
     report.elapsed = origin.elapsed();
-    report.bootstrap_ms = bootstrap;
+    super::bootstrap::report_for_up(&parts, &bootstrapped, printer);
     if printer.json() {
         printer.data(&serde_json::to_string_pretty(&report)?);
     } else {
@@ -182,23 +147,6 @@ pub async fn up(
 /// pulls). Up-to-date images are skipped by their input hash, so this costs milliseconds when
 /// nothing changed, and picks up a changed recipe or service code when something did. An image
 /// no recipe builds must already exist.
-/// The infrastructure's run folded into the whole stack's: what the first run did to a
-/// service is what the table shows (the second finds it unchanged).
-fn merge(report: &mut UpReport, infra: UpReport) {
-    for first in infra.services {
-        if let Some(s) = report
-            .services
-            .iter_mut()
-            .find(|s| s.service == first.service)
-            && first.action != Action::Unchanged
-        {
-            s.action = first.action;
-            s.ready_after = first.ready_after.or(s.ready_after);
-            s.timeline = first.timeline;
-        }
-    }
-}
-
 async fn build_images(
     global: &GlobalArgs,
     engine: &Engine,
@@ -268,6 +216,7 @@ fn timeline(report: &UpReport) -> String {
         "started",
         "first probe",
         "ready",
+        "bootstrapped",
         "probes",
     ]);
     let at = |ms: Option<u64>| {
@@ -284,18 +233,11 @@ fn timeline(report: &UpReport) -> String {
             at(t.started_ms),
             at(t.first_probe_ms),
             at(t.ready_ms),
+            at(t.bootstrapped_ms),
             t.probes.to_string(),
         ]);
     }
-    let mut text = format!("Timeline (seconds since `up` began):\n{table}");
-    if let Some((began, ended)) = report.bootstrap_ms {
-        text.push_str(&format!(
-            "\nbootstrap (database, topics, identity provider): {} -> {}",
-            at(Some(began)),
-            at(Some(ended))
-        ));
-    }
-    text
+    format!("Timeline (seconds since `up` began):\n{table}")
 }
 
 fn table(report: &UpReport) -> String {

@@ -18,4 +18,4 @@ pub mod up;
 pub use finctl_engine::ContainerInfo;
 pub use progress::{PhaseObserver, Progress};
 pub use status::ServiceStatus;
-pub use up::{Action, Outcome, ServiceReport, Timeline, UpReport};
+pub use up::{Action, Hook, Outcome, ServiceReport, Timeline, UpReport};

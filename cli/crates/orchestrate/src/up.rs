@@ -77,14 +77,23 @@ pub struct Timeline {
     pub started_ms: Option<u64>,
     /// ... its healthcheck first run by finctl ...
     pub first_probe_ms: Option<u64>,
-    /// ... and it was ready (or failed).
+    /// ... and it was ready (or failed) ...
     pub ready_ms: Option<u64>,
+    /// ... and its hook (finctl's bootstrap of what it serves) had run.
+    pub bootstrapped_ms: Option<u64>,
     /// Healthchecks finctl ran for it.
     pub probes: u32,
 }
 
+/// Work to run once a service is ready and before its dependents count on it (`finctl up`
+/// bootstraps the database, the topics and the identity provider this way, each as soon as
+/// its server is ready, while the rest of the stack goes on starting). A failure fails the
+/// service, with the error as the reason.
+pub type Hook =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
 /// Milliseconds from `origin` to `at`.
-pub fn offset(origin: Instant, at: Instant) -> u64 {
+fn offset(origin: Instant, at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(origin).as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -93,9 +102,6 @@ pub struct UpReport {
     pub services: Vec<ServiceReport>,
     pub interrupted: bool,
     pub elapsed: Duration,
-    /// When `up` bootstrapped the infrastructure between its two runs: from the
-    /// infrastructure ready to bootstrap done, in milliseconds since `up` began.
-    pub bootstrap_ms: Option<(u64, u64)>,
 }
 
 impl UpReport {
@@ -128,6 +134,7 @@ struct Run {
     deadline: Instant,
     /// What the timelines count from.
     origin: Instant,
+    hooks: HashMap<String, Hook>,
 }
 
 /// The images of `services` that are not present locally.
@@ -310,17 +317,28 @@ pub async fn up(
     timeout: Duration,
     progress: Progress,
 ) -> anyhow::Result<UpReport> {
-    up_since(Instant::now(), engine, stack, plan, timeout, progress).await
+    up_with(
+        Instant::now(),
+        engine,
+        stack,
+        plan,
+        timeout,
+        progress,
+        HashMap::new(),
+    )
+    .await
 }
 
-/// [`up`], its timelines counted from `origin` (when one command runs it in steps).
-pub async fn up_since(
+/// [`up`], its timelines counted from `origin`, with a [`Hook`] run for some services once
+/// they are ready.
+pub async fn up_with(
     origin: Instant,
     engine: Engine,
     stack: Stack,
     plan: Plan,
     timeout: Duration,
     progress: Progress,
+    hooks: HashMap<String, Hook>,
 ) -> anyhow::Result<UpReport> {
     let started = Instant::now();
     let image_ids = image_ids(&engine, &stack, &plan.order).await?;
@@ -350,6 +368,7 @@ pub async fn up_since(
         progress,
         deadline: started + timeout,
         origin,
+        hooks,
     });
     let mut tasks = JoinSet::new();
     for name in context.plan.order.clone() {
@@ -411,7 +430,6 @@ pub async fn up_since(
         services,
         interrupted,
         elapsed: started.elapsed(),
-        bootstrap_ms: None,
     })
 }
 
@@ -505,6 +523,21 @@ async fn bring_up(context: &Run, name: &str) -> ServiceReport {
             Ok(waited.wait)
         }
         Err(err) => Err(err),
+    };
+    let waited = match (waited, context.hooks.get(name)) {
+        (Ok(Wait::Ready), Some(hook)) => {
+            context.progress.phase(name, "ready; bootstrapping");
+            let done = hook().await;
+            timeline.bootstrapped_ms = Some(offset(context.origin, Instant::now()));
+            match done {
+                Ok(()) => Ok(Wait::Ready),
+                Err(err) => Ok(Wait::Failed {
+                    reason: format!("{err:#}"),
+                    health_output: None,
+                }),
+            }
+        }
+        (waited, _) => waited,
     };
     match waited {
         Ok(Wait::Ready) => {
