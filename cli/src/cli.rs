@@ -84,8 +84,11 @@ pub enum Commands {
     ///
     /// Creates the networks and volumes, then the containers in dependency order, in parallel
     /// where `depends_on` allows, honouring service_started, service_healthy and
-    /// service_completed_successfully. Readiness is seen within about 100 ms: healthchecks
-    /// are run on demand rather than at Docker's interval. Re-running is safe: containers
+    /// service_completed_successfully. Readiness is seen as soon as it is: the engine's
+    /// events say when a container starts, exits or turns healthy, and healthchecks are run on
+    /// demand rather than at Docker's interval. Each part of `finctl bootstrap` runs as soon as
+    /// its server is ready. Without -f, --offline or --profile, a running stack is acted on as
+    /// it was started; -v ends with each service's timeline. Re-running is safe: containers
     /// that match their configuration are left alone, changed ones are recreated, stopped,
     /// missing or unhealthy ones are repaired. On failure nothing is torn down; the failing
     /// service's last log lines and healthcheck output are shown and the exit code is 1.
@@ -95,6 +98,7 @@ Examples:
   finctl up --offline --no-publish       leave the gateway's routes as they are
   finctl up --offline payment            payment (and what it depends on)
   finctl up --offline --build            build missing images first
+  finctl up -v                           and each service's timeline at the end
   finctl up --offline --timeout 2m
   finctl -f compose.yml up               a Compose project of your own (no compose/ folder)
   cat compose.yml | finctl -f - up       the file from stdin")]
