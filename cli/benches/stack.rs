@@ -86,20 +86,25 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let engine = runtime.block_on(Engine::connect())?;
 
-    eprintln!("preparing: build missing offline images (not timed)");
-    let images = Command::new(env!("CARGO_BIN_EXE_finctl"))
-        .arg("--project-dir")
-        .arg(project.root())
-        .args(["-q", "images", "build", "--offline"])
-        .stdin(Stdio::null())
-        .status()?;
-    ensure!(images.success(), "building the offline images failed");
+    let build_images = |names: &[&str]| -> anyhow::Result<()> {
+        eprintln!("preparing: build missing offline images (not timed)");
+        let images = Command::new(env!("CARGO_BIN_EXE_finctl"))
+            .arg("--project-dir")
+            .arg(project.root())
+            .args(["-q", "images", "build", "--offline"])
+            .args(names)
+            .stdin(Stdio::null())
+            .status()?;
+        ensure!(images.success(), "building the offline images failed");
+        Ok(())
+    };
 
     let foreign_dir = tempfile::tempdir()?;
     let mut subjects = Vec::new();
     for name in wanted.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         subjects.push(match name {
             "platform" => {
+                build_images(&[])?;
                 let stack = stack::load(&LoadOptions::for_project(&project, true, &[]))?;
                 Subject {
                     title: "the platform (offline)".into(),
@@ -116,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             "foreign" => {
+                build_images(&["base", "redis"])?;
                 let file = foreign_dir.path().join("compose.yml");
                 std::fs::write(&file, FOREIGN)?;
                 let name = "finctl-bench-foreign".to_owned();
