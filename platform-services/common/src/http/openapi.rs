@@ -127,12 +127,10 @@ fn fix_links(op: &mut Value) {
 fn complete_operation(op: &mut Value, path_params: Option<&Value>) {
     let mut problems: BTreeMap<u16, Vec<String>> = BTreeMap::new();
     let mut add = |status: u16, codes: &[&str]| {
-        let entry = problems.entry(status).or_default();
-        for c in codes {
-            if !entry.iter().any(|e| e == c) {
-                entry.push(c.to_string());
-            }
-        }
+        problems
+            .entry(status)
+            .or_default()
+            .extend(codes.iter().map(|c| c.to_string()));
     };
     let roles: Option<Vec<Value>> = op.get("security").and_then(Value::as_array).and_then(|s| {
         s.iter()
@@ -174,31 +172,53 @@ fn complete_operation(op: &mut Value, path_params: Option<&Value>) {
             add(status, &codes);
         }
     }
+    for (status, codes) in problems {
+        let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+        add_problem(op, status, &codes);
+    }
+}
+
+/// Adds `codes` to the operation's problem+json response for `status`, creating it when
+/// missing; a description already there is kept.
+pub fn add_problem(op: &mut Value, status: u16, codes: &[&str]) {
     let responses = op
         .as_object_mut()
         .expect("an operation is an object")
         .entry("responses")
         .or_insert_with(|| json!({}));
-    for (status, codes) in problems {
-        let key = status.to_string();
-        let description = responses
-            .get(&key)
-            .and_then(|r| r.get("description"))
-            .and_then(Value::as_str)
-            .filter(|d| !d.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| default_description(status, &codes));
-        responses[&key] = problem_response(status, &codes, description);
+    let key = status.to_string();
+    let existing = responses.get(&key);
+    let mut all: Vec<String> = existing
+        .and_then(|r| r.pointer(CODES_POINTER))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    for c in codes {
+        if !all.iter().any(|e| e == c) {
+            all.push(c.to_string());
+        }
     }
+    let description = existing
+        .and_then(|r| r.get("description"))
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error")
+                .to_string()
+        });
+    responses[&key] = problem_response(status, &all, description);
 }
 
-fn default_description(status: u16, codes: &[String]) -> String {
-    let reason = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    format!("{reason}: {}", codes.join(", "))
-}
+/// Where a problem response built here lists its codes.
+const CODES_POINTER: &str =
+    "/content/application~1problem+json/schema/allOf/1/properties/code/enum";
 
 /// A problem+json response whose `status` is `status` and whose `code` is one of `codes`.
 fn problem_response(status: u16, codes: &[String], description: String) -> Value {
