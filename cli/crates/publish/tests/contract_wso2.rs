@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+mod support;
+
 use finctl_publish::definition::Definitions;
 use finctl_publish::plan::{self, Action, Plan};
 use finctl_publish::target::Target;
@@ -1169,21 +1171,6 @@ fn contract_wso2_config_reads_finctl_env_with_wso2_defaults() {
     assert_eq!(config.definitions, Definitions::none());
 }
 
-/// The stack's gateway as far as documents go: `<context>/<version>/openapi.json`.
-async fn document_server(prefix: &str, doc: Value) -> String {
-    let app = axum::Router::new().route(
-        &format!("{prefix}/openapi.json"),
-        axum::routing::get(move || {
-            let doc = doc.clone();
-            async move { axum::Json(doc) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
 #[tokio::test]
 async fn contract_wso2_rest_api_gets_its_openapi_document_as_its_definition() {
     let server = Server::start().await;
@@ -1196,7 +1183,7 @@ async fn contract_wso2_rest_api_gets_its_openapi_document_as_its_definition() {
             "/payments/{id}": {"get": {"responses": {"200": {"description": "ok"}}}},
         },
     });
-    let gateway = document_server("/api/payment/v1", doc.clone()).await;
+    let gateway = support::document_server("/api/payment/v1", doc.clone()).await;
     let apis = [payment(), named("ws", ApiKind::Websocket, "http://ws:9000")];
     let mut target = server.target_with(Definitions::from_gateway(&gateway));
     publish(&mut target, &apis, false).await;
