@@ -132,30 +132,7 @@ fn complete_operation(op: &mut Value, path_params: Option<&Value>) {
             .or_default()
             .extend(codes.iter().map(|c| c.to_string()));
     };
-    let roles: Option<Vec<Value>> = op.get("security").and_then(Value::as_array).and_then(|s| {
-        s.iter()
-            .find_map(|req| req.get(BEARER).and_then(Value::as_array).cloned())
-    });
-    if let Some(roles) = &roles {
-        add(401, AUTH_CODES);
-        add(503, UNAVAILABLE_CODES);
-        if !roles.is_empty() {
-            add(403, &["forbidden"]);
-        }
-    }
-    if op.get("requestBody").is_some() {
-        add(400, &["invalid_body"]);
-        add(422, &["validation_failed"]);
-    }
-    let has_params = |params: Option<&Value>| {
-        params.and_then(Value::as_array).is_some_and(|ps| {
-            ps.iter()
-                .any(|p| matches!(p["in"].as_str(), Some("path" | "query")))
-        })
-    };
-    if has_params(op.get("parameters")) || has_params(path_params) {
-        add(400, &["invalid_body"]);
-    }
+    // The operation's own codes first: each response's example shows the first.
     // utoipa flattens an operation's extensions into it.
     let declared = op.as_object_mut().and_then(|o| o.remove(PROBLEM_CODES));
     if let Some(Value::Object(by_status)) = declared {
@@ -171,6 +148,36 @@ fn complete_operation(op: &mut Value, path_params: Option<&Value>) {
                 .collect();
             add(status, &codes);
         }
+    }
+    let roles: Option<Vec<Value>> = op.get("security").and_then(Value::as_array).and_then(|s| {
+        s.iter()
+            .find_map(|req| req.get(BEARER).and_then(Value::as_array).cloned())
+    });
+    if let Some(roles) = &roles {
+        add(401, AUTH_CODES);
+        add(503, UNAVAILABLE_CODES);
+        if !roles.is_empty() {
+            add(403, &["forbidden"]);
+        }
+    }
+    if op.get("requestBody").is_some() {
+        add(400, &["invalid_body"]);
+        add(422, &["validation_failed"]);
+    }
+    let params_in = |wanted: &[&str]| {
+        [op.get("parameters"), path_params]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .any(|p| p["in"].as_str().is_some_and(|i| wanted.contains(&i)))
+    };
+    if params_in(&["path", "query"]) {
+        add(400, &["invalid_body"]);
+    }
+    if params_in(&["path"]) {
+        // An empty segment matches no route: the router's own 404.
+        add(404, &["not_found"]);
     }
     for (status, codes) in problems {
         let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
@@ -295,7 +302,10 @@ mod tests {
         assert_eq!(r["404"]["description"], "no such thing");
         let codes =
             &r["422"]["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"];
-        assert_eq!(codes, &json!(["validation_failed", "thing_invalid"]));
+        assert_eq!(codes, &json!(["thing_invalid", "validation_failed"]));
+        let not_found =
+            &r["404"]["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"];
+        assert_eq!(not_found, &json!(["thing_not_found", "not_found"]));
         assert_eq!(
             r["401"]["content"][PROBLEM_JSON]["example"]["code"],
             "missing_token"
