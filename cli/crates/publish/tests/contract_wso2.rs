@@ -1205,12 +1205,13 @@ async fn contract_wso2_rest_api_gets_its_openapi_document_as_its_definition() {
         written.iter().filter(|w| w.ends_with("/swagger")).count(),
         1
     );
-    let state = server.state.lock().unwrap();
-    let sent: Value = serde_json::from_str(&state.definitions["api-1"]).unwrap();
-    assert_eq!(sent, doc);
-    let ops = state.apis["api-1"]["operations"].as_array().unwrap();
-    assert_eq!(ops[0]["target"], "/health", "the API's operations: {ops:?}");
-    drop(state);
+    {
+        let state = server.state.lock().unwrap();
+        let sent: Value = serde_json::from_str(&state.definitions["api-1"]).unwrap();
+        assert_eq!(sent, doc);
+        let ops = state.apis["api-1"]["operations"].as_array().unwrap();
+        assert_eq!(ops[0]["target"], "/health", "the API's operations: {ops:?}");
+    }
 
     // A second run finds everything as published: no write at all.
     let mut again = server.target_with(Definitions::from_gateway(&gateway));
