@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 
 use crate::{RuleError, State, store};
 
+/// The longest velocity window: one year.
+const MAX_WINDOW_SECONDS: i64 = 365 * 24 * 3600;
 const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN, roles::AUDITOR, roles::OPS_USER]);
 
@@ -59,7 +61,8 @@ pub struct LimitBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"window_seconds": 3600, "max_count": 10, "max_total": 2000000}))]
 pub struct VelocityBody {
-    #[schema(minimum = 1)]
+    /// 1 s to one year.
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub window_seconds: i64,
     #[schema(minimum = 1)]
     pub max_count: i64,
@@ -155,6 +158,10 @@ pub async fn put_velocity(
         if v <= 0 {
             return Err(CommonError::validation(field, "must be greater than zero").into());
         }
+    }
+    // The window becomes a Redis expiry in milliseconds from now: keep it far from overflow.
+    if b.window_seconds > MAX_WINDOW_SECONDS {
+        return Err(CommonError::validation("window_seconds", "must be at most one year").into());
     }
     let velocity = Velocity {
         currency,
