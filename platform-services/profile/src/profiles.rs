@@ -49,8 +49,19 @@ pub struct ProfileBody {
 #[schema(example = json!({"decision": "verified", "reason": "documents checked"}))]
 pub struct KycDecision {
     /// `verified` or `rejected`.
+    #[schema(value_type = Decision)]
     pub decision: KycStatus,
     pub reason: Option<String>,
+}
+
+/// The statuses a reviewer can decide: the schema of [`KycDecision::decision`] (the other
+/// statuses are a 422).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+enum Decision {
+    Verified,
+    Rejected,
 }
 
 /// The caller's profile.
@@ -157,7 +168,9 @@ async fn transition(
 /// Submit the caller's KYC for review (from pending or rejected).
 #[utoipa::path(post, path = "/profiles/me/kyc", tag = "profile", operation_id = "submit_kyc",
     security(("bearer" = [])),
-    responses((status = 200, body = Profile), (status = 404, description = "no profile yet"),
+    responses((status = 200, body = Profile,
+            links(("DecideKyc" = (operation_id = "decide_kyc", parameters(("username" = "$response.body#/username")))))),
+        (status = 404, description = "no profile yet"),
         (status = 409, description = "not allowed from the current status")),
     extensions(("x-problem-codes" = json!({"404": ["profile_not_found"], "409": ["invalid_kyc_transition"]}))))]
 pub(crate) async fn submit_kyc(
