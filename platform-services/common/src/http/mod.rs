@@ -41,6 +41,9 @@ pub struct Platform {
     pub metrics: Arc<Metrics>,
 }
 
+/// The largest request body a service reads.
+const BODY_LIMIT: usize = 1 << 20;
+
 /// The shared routes that Docker's healthcheck and Prometheus call on a timer: answered
 /// inside a `probe` span, which trace export leaves out.
 const PROBE_ROUTES: [&str; 3] = ["/health", "/readiness", "/metrics"];
@@ -61,7 +64,8 @@ pub fn router(platform: Platform, service_routes: Router, doc: openapi::Document
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(verifier))
         .layer(Extension(platform))
-        .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(middleware::from_fn(read_body))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -151,6 +155,39 @@ async fn me(
         service: p.service.clone(),
         user,
     })
+}
+
+/// Reads the whole request body before the request is routed. A handler that answers without
+/// reading it (a 401 before the body, a 400 on the content type) would leave the body unread,
+/// and hyper then closes the connection with those bytes pending: the TCP reset can destroy
+/// the answer before a client still sending its body (the gateway streams it) has read it,
+/// which the gateway can only report as a 502.
+async fn read_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Err(e) => {
+            let detail = format!("the body could not be read: {e}");
+            let inner = e.into_inner();
+            let too_large = inner.is::<http_body_util::LengthLimitError>()
+                || std::error::Error::source(inner.as_ref())
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {BODY_LIMIT} bytes"),
+                )
+                .into_response()
+            } else {
+                CommonError::InvalidBody {
+                    field: None,
+                    detail,
+                }
+                .into_response()
+            }
+        }
+    }
 }
 
 async fn not_found() -> CommonError {

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | a bearer requirement | 401 `missing_token`, `invalid_token`, `token_expired`; 503 `identity_provider_unavailable`, `dependency_unavailable` |
 //! | roles in it | 403 `forbidden` |
-//! | a request body | 400 `invalid_body` (malformed JSON, wrong content type); 422 `validation_failed` |
+//! | a request body | 400 `invalid_body` (malformed JSON, wrong content type); 413 `payload_too_large` (over 1 MiB); 422 `validation_failed` |
 //! | path or query parameters | 400 `invalid_body` (a value of the wrong type) |
 //!
 //! Every error response is `application/problem+json` with the shared [`Problem`] schema, its
@@ -162,6 +162,7 @@ fn complete_operation(op: &mut Value, path_params: Option<&Value>) {
     }
     if op.get("requestBody").is_some() {
         add(400, &["invalid_body"]);
+        add(413, &["payload_too_large"]);
         add(422, &["validation_failed"]);
     }
     let params_in = |wanted: &[&str]| {
@@ -298,7 +299,10 @@ mod tests {
         })));
         let r = responses(&d);
         let statuses: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(statuses, ["200", "400", "401", "403", "404", "422", "503"]);
+        assert_eq!(
+            statuses,
+            ["200", "400", "401", "403", "404", "413", "422", "503"]
+        );
         assert_eq!(r["404"]["description"], "no such thing");
         let codes =
             &r["422"]["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"];
