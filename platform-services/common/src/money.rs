@@ -1,7 +1,11 @@
 //! Money is an integer count of minor units plus an ISO 4217 currency; never floating point.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::problem::CommonError;
 
@@ -77,6 +81,28 @@ impl Currency {
     /// Digits after the decimal point (USD 2, JPY 0, KWD 3).
     pub fn exponent(&self) -> u8 {
         self.exponent
+    }
+}
+
+/// The OpenAPI schema of every currency field and parameter: the codes [`currency`] accepts,
+/// so a generated client refuses what the service would answer 422 to.
+pub struct CurrencyCode;
+
+impl utoipa::PartialSchema for CurrencyCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An ISO 4217 currency code this platform supports."))
+            .pattern(Some("^[A-Z]{3}$"))
+            .enum_values(Some(CURRENCIES.iter().map(|(code, _)| *code)))
+            .examples(["USD"])
+            .into()
+    }
+}
+
+impl ToSchema for CurrencyCode {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CurrencyCode")
     }
 }
 

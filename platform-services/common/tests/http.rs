@@ -249,3 +249,65 @@ async fn bad_bodies_and_unknown_routes_are_problems() {
         (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
     );
 }
+
+/// The body is read before the handler answers, even when the answer does not need it: a
+/// client still sending its body (the gateway streams bodies) must get the answer, not a
+/// reset connection, and the connection stays usable.
+#[tokio::test]
+async fn an_unread_body_is_still_read_and_the_connection_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = r#"{"amount": 1}"#;
+    // Not JSON: a 400 that needs no body. The head first, the body later.
+    conn.write_all(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(300), conn.read(&mut buf)).await;
+    assert!(early.is_err(), "answered before the body was sent");
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let n = conn.read(&mut buf).await.unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        !answer.to_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+
+    // The same connection answers the next request.
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_problem_json() {
+    let idp = TestIdp::start().await;
+    let app = app(&idp, Readiness::new("svc-test"));
+    // Streamed (no Content-Length), so only reading it finds the size.
+    let chunks =
+        futures_util::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(vec![b' '; 512 * 1024])));
+    let req = Request::post("/echo")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let (status, ct, body) = call(&app, req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(ct, "application/problem+json");
+    assert_eq!(body["code"], "payload_too_large");
+}

@@ -16,13 +16,18 @@ use crate::{ForexError, State, store};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"quote_id": "6e5d4c3b-2a19-4f08-9e7d-6c5b4a392817"}))]
 pub struct ConversionRequest {
     pub quote_id: Uuid,
 }
 
 /// Convert at a quote: once, before it expires, by the caller who asked for it.
-#[utoipa::path(post, path = "/conversions", tag = "forex", security(("bearer" = [])), request_body = ConversionRequest,
-    responses((status = 201, body = Quote), (status = 410, description = "quote expired"), (status = 409, description = "converted already")))]
+#[utoipa::path(post, path = "/conversions", tag = "forex", operation_id = "convert",
+    security(("bearer" = [])), request_body = ConversionRequest,
+    responses((status = 201, body = Quote), (status = 404, description = "no such quote, or another user's"),
+        (status = 409, description = "converted already"), (status = 410, description = "the quote expired")),
+    extensions(("x-problem-codes" = json!({"404": ["quote_not_found"], "409": ["quote_already_converted"],
+        "410": ["quote_expired"]}))))]
 pub(crate) async fn convert(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,

@@ -8,6 +8,7 @@ use platform_common::CommonError;
 use platform_common::auth::CurrentUser;
 use platform_common::http::ApiJson;
 use platform_common::money;
+use platform_common::money::CurrencyCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -16,17 +17,27 @@ use crate::{ForexError, State, rate, store};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"sell_currency": "USD", "buy_currency": "EUR", "sell_amount": 10000}))]
 pub struct QuoteRequest {
+    #[schema(value_type = CurrencyCode)]
     pub sell_currency: String,
+    /// Not `sell_currency`.
+    #[schema(value_type = CurrencyCode)]
     pub buy_currency: String,
     /// Minor units of `sell_currency`, > 0.
+    #[schema(minimum = 1)]
     pub sell_amount: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "6e5d4c3b-2a19-4f08-9e7d-6c5b4a392817", "sell_currency": "USD", "buy_currency": "EUR",
+    "sell_amount": 10000, "buy_amount": 9188, "rate": "0.91878300", "mid_rate": "0.92340000", "spread_bps": 50,
+    "expires_at": "2026-01-02T03:05:05Z"}))]
 pub struct Quote {
     pub id: Uuid,
+    #[schema(value_type = CurrencyCode)]
     pub sell_currency: String,
+    #[schema(value_type = CurrencyCode)]
     pub buy_currency: String,
     pub sell_amount: i64,
     pub buy_amount: i64,
@@ -38,8 +49,12 @@ pub struct Quote {
 }
 
 /// Quote a conversion: the buy amount after the spread, valid until `expires_at`.
-#[utoipa::path(post, path = "/quotes", tag = "forex", security(("bearer" = [])), request_body = QuoteRequest,
-    responses((status = 201, body = Quote), (status = 422, description = "bad currency or amount, or no rate")))]
+#[utoipa::path(post, path = "/quotes", tag = "forex", operation_id = "create_quote",
+    security(("bearer" = [])), request_body = QuoteRequest,
+    responses((status = 201, body = Quote,
+            links(("ConvertQuote" = (operation_id = "convert", request_body = json!({"quote_id": "$response.body#/id"}))))),
+        (status = 422, description = "bad currency or amount, or no rate")),
+    extensions(("x-problem-codes" = json!({"422": ["rate_unavailable"]}))))]
 pub(crate) async fn create_quote(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,

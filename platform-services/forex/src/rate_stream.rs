@@ -54,11 +54,11 @@ fn event(rate: &Rate) -> Result<Event, Infallible> {
 
 /// Rates as Server-Sent Events (any authenticated caller): an `event: rate` per current rate at
 /// once, then one per change, and a `: keep-alive` comment every 15 s.
-#[utoipa::path(get, path = "/rates/stream", tag = "forex", security(("bearer" = [])),
+#[utoipa::path(get, path = "/rates/stream", tag = "forex", operation_id = "stream_rates",
+    security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream",
         description = "`event: rate` with `data:` a Rate as JSON, one per current rate on connect, then one per change; `: keep-alive` comments every 15 s",
-        body = Rate),
-        (status = 401, description = "no token or an invalid one")))]
+        body = String, example = "event: rate\ndata: {\"currency\":\"EUR\",\"per_usd\":\"0.92340000\",\"source\":\"manual:admin\",\"as_of\":\"2026-01-02T03:04:05Z\"}\n\n")))]
 pub(crate) async fn stream_rates(
     AxState(s): AxState<State>,
     CurrentUser(_): CurrentUser,

@@ -10,6 +10,7 @@ use platform_common::auth::{CurrentUser, RoleGuard, roles};
 use platform_common::db::Pool;
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::jobs::TaskError;
+use platform_common::money::CurrencyCode;
 use platform_common::money::{self, Currency};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,7 +22,10 @@ const BUNDLED_RATES: &str = include_str!("../rates.json");
 const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"currency": "EUR", "per_usd": "0.92340000", "source": "manual:admin",
+    "as_of": "2026-01-02T03:04:05Z"}))]
 pub struct Rate {
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     /// Units of the currency per 1 USD, 8 decimals, as a string: never a float.
     pub per_usd: String,
@@ -31,7 +35,10 @@ pub struct Rate {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"per_usd": "0.9234"}))]
 pub struct RateBody {
+    /// A positive decimal with at most 8 decimals, as a string.
+    #[schema(pattern = "^\\s*[0-9]+(\\.[0-9]{0,8})?\\s*$", example = "0.9234")]
     pub per_usd: String,
 }
 
@@ -83,7 +90,8 @@ pub async fn refresh_rates(pool: &Pool, path: Option<&str>) -> Result<usize, Tas
 }
 
 /// Current rates (any authenticated caller).
-#[utoipa::path(get, path = "/rates", tag = "forex", security(("bearer" = [])), responses((status = 200, body = [Rate])))]
+#[utoipa::path(get, path = "/rates", tag = "forex", operation_id = "list_rates",
+    security(("bearer" = [])), responses((status = 200, body = [Rate])))]
 pub(crate) async fn list_rates(
     AxState(s): AxState<State>,
     CurrentUser(_): CurrentUser,
@@ -93,7 +101,9 @@ pub(crate) async fn list_rates(
 }
 
 /// Set one rate by hand (admin).
-#[utoipa::path(put, path = "/rates/{currency}", tag = "forex", security(("bearer" = [])), request_body = RateBody,
+#[utoipa::path(put, path = "/rates/{currency}", tag = "forex", operation_id = "put_rate",
+    security(("bearer" = ["admin"])), request_body = RateBody,
+    params(("currency" = CurrencyCode, Path)),
     responses((status = 200, body = Rate)))]
 pub(crate) async fn put_rate(
     AxState(s): AxState<State>,

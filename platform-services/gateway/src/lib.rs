@@ -9,6 +9,7 @@ pub mod cors;
 pub mod env;
 pub mod graphql;
 pub mod metrics;
+pub mod openapi;
 pub use gateway_routes::path;
 pub mod proxy;
 pub mod store;

@@ -191,7 +191,14 @@ async fn route(
             return crate::cors::preflight(cors, origin, req.headers());
         }
     }
-    let mut resp = serve_api(gw, client, req, route, &rest, request_id, outcome).await;
+    let mut resp = if route.api.kind == ApiKind::Rest
+        && rest == crate::openapi::DOCUMENT
+        && req.method() == Method::GET
+    {
+        crate::openapi::serve(gw, route, req.headers()).await
+    } else {
+        serve_api(gw, client, req, route, &rest, request_id, outcome).await
+    };
     if let (Some(cors), Some(origin)) = (&route.api.cors, &origin) {
         crate::cors::decorate(cors, origin, resp.headers_mut());
     }

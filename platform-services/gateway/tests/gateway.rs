@@ -964,3 +964,91 @@ async fn graphql_limits_are_enforced_before_forwarding() {
             .starts_with("application/graphql")
     );
 }
+
+/// A backend serving only an OpenAPI document, as every platform service does.
+async fn documented_backend() -> SocketAddr {
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "svc", "version": "1"},
+        "servers": [{"url": "http://svc:8000"}],
+        "paths": {
+            "/health": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/admin/stats": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/things/{id}": {"get": {
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ok"}}
+            }},
+        },
+    });
+    let app = Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_for_the_gateway_without_a_token() {
+    let h = Harness::start().await;
+    let mut api = rest_api("svc", "/api/svc", documented_backend().await);
+    api["throttle"] = json!({"policy": "protected", "requests": 100, "period_seconds": 60});
+    h.put_api(api).await;
+
+    let (status, headers, body) = h.get("/api/svc/1.0.0/openapi.json", None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    let doc = json_body(&body);
+    assert_eq!(
+        doc["servers"][0]["url"],
+        format!("http://{}/api/svc/1.0.0", h.gw.public)
+    );
+    let codes = |op: &Value, status: &str| -> Vec<String> {
+        op["responses"][status]["content"]["application/problem+json"]["schema"]["allOf"][1]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .map(|a| a.iter().map(|c| c.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    // Anonymous at the gateway: no token asked for, but throttled and proxied.
+    let health = &doc["paths"]["/health"]["get"];
+    assert!(health.get("security").is_none(), "{health}");
+    assert!(codes(health, "401").is_empty());
+    assert_eq!(codes(health, "429"), ["rate_limited"]);
+    assert_eq!(codes(health, "504"), ["upstream_timeout"]);
+    // Open at the backend, admin-only at the gateway.
+    let stats = &doc["paths"]["/admin/stats"]["get"];
+    assert_eq!(stats["security"], json!([{"bearer": ["admin"]}]));
+    assert_eq!(codes(stats, "401"), ["missing_token", "invalid_token"]);
+    assert_eq!(codes(stats, "403"), ["forbidden"]);
+    // The backend's own requirement is kept.
+    let thing = &doc["paths"]["/things/{id}"]["get"];
+    assert_eq!(thing["security"], json!([{"bearer": []}]));
+    assert_eq!(codes(thing, "400"), ["invalid_path"]);
+    assert_eq!(
+        codes(thing, "502"),
+        ["upstream_unreachable", "upstream_failed"]
+    );
+
+    // Through a proxy that says where the client came from.
+    let (_, _, body) = h
+        .get(
+            "/api/svc/1.0.0/openapi.json",
+            None,
+            &[
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "api.example.test"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        json_body(&body)["servers"][0]["url"],
+        "https://api.example.test/api/svc/1.0.0"
+    );
+}

@@ -9,6 +9,7 @@ use platform_common::db::{DbError, DbOptionExt};
 use platform_common::events::{self, EventEnvelope};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
+use platform_common::money::CurrencyCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -18,23 +19,34 @@ use crate::{LedgerError, State, TRANSFER_POSTED, store};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "5d0c2f9e-8a7b-4c1d-9e2f-3a4b5c6d7e8f",
+    "debit_account_id": "0b6f6c1e-3c55-4a55-9a39-0d7a3c1f7b10",
+    "credit_account_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "amount": 2500, "currency": "USD",
+    "reference": "invoice 42"}))]
 pub struct NewTransfer {
     /// Client-chosen id: the same id with the same fields returns the original transfer.
     pub id: Uuid,
     pub debit_account_id: Uuid,
     pub credit_account_id: Uuid,
     /// Minor units, > 0.
+    #[schema(minimum = 1)]
     pub amount: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub reference: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "5d0c2f9e-8a7b-4c1d-9e2f-3a4b5c6d7e8f",
+    "debit_account_id": "0b6f6c1e-3c55-4a55-9a39-0d7a3c1f7b10",
+    "credit_account_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "amount": 2500, "currency": "USD",
+    "reference": "invoice 42", "created_at": "2026-01-02T03:04:05Z"}))]
 pub struct Transfer {
     pub id: Uuid,
     pub debit_account_id: Uuid,
     pub credit_account_id: Uuid,
     pub amount: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub reference: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -78,9 +90,19 @@ impl From<LedgerError> for Attempt {
 }
 
 /// Post a transfer (finance, admin): debit one account, credit another, atomically.
-#[utoipa::path(post, path = "/transfers", tag = "ledger", security(("bearer" = [])), request_body = NewTransfer,
-    responses((status = 201, body = Transfer), (status = 200, body = Transfer, description = "replay of the same transfer"),
-        (status = 409, description = "id reused with different fields, or a balance limit"), (status = 422, description = "invalid transfer")))]
+#[utoipa::path(post, path = "/transfers", tag = "ledger", operation_id = "create_transfer",
+    security(("bearer" = ["finance", "admin"])), request_body = NewTransfer,
+    responses(
+        (status = 201, description = "posted", body = Transfer, links(("GetTransfer" = (operation_id = "get_transfer",
+            parameters(("id" = "$response.body#/id")))))),
+        (status = 200, description = "a replay of the same transfer: the original", body = Transfer,
+            links(("GetTransfer" = (operation_id = "get_transfer", parameters(("id" = "$response.body#/id")))))),
+        (status = 404, description = "an account does not exist"),
+        (status = 409, description = "the id was used with different fields, or a balance limit"),
+        (status = 422, description = "an invalid transfer")),
+    extensions(("x-problem-codes" = json!({"404": ["account_not_found"],
+        "409": ["exists_with_different_fields", "exceeds_credits", "exceeds_debits", "overflows_balance"],
+        "422": ["currency_mismatch", "accounts_must_be_different"]}))))]
 pub async fn create(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -174,8 +196,11 @@ async fn post(
 }
 
 /// A transfer (finance, admin, auditor).
-#[utoipa::path(get, path = "/transfers/{id}", tag = "ledger", security(("bearer" = [])),
-    responses((status = 200, body = Transfer), (status = 404, description = "no such transfer")))]
+#[utoipa::path(get, path = "/transfers/{id}", tag = "ledger", operation_id = "get_transfer",
+    security(("bearer" = ["finance", "admin", "auditor"])),
+    params(("id" = Uuid, Path, description = "the transfer's id", example = "5d0c2f9e-8a7b-4c1d-9e2f-3a4b5c6d7e8f")),
+    responses((status = 200, body = Transfer), (status = 404, description = "no such transfer")),
+    extensions(("x-problem-codes" = json!({"404": ["transfer_not_found"]}))))]
 pub async fn get_one(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,

@@ -9,6 +9,7 @@ use platform_common::db::DbOptionExt;
 use platform_common::events::{self, EventEnvelope};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
+use platform_common::money::CurrencyCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -19,6 +20,7 @@ use crate::rules_client::Request;
 use crate::{PAYMENT_INITIATED, PaymentError, State, store};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const PAYEE_MAX_CHARS: usize = 200;
 const STAFF: RoleGuard = RoleGuard::AnyOf(&[
     roles::ADMIN,
     roles::OPS_USER,
@@ -28,19 +30,28 @@ const STAFF: RoleGuard = RoleGuard::AnyOf(&[
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 2500, "currency": "USD", "payee": "acme", "description": "invoice 42"}))]
 pub struct NewPayment {
     /// Minor units, > 0.
+    #[schema(minimum = 1)]
     pub amount: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub payee: String,
     pub description: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "3f2b8c1a-9d4e-4f6a-8b7c-1d2e3f4a5b6c", "owner": "user", "amount": 2500,
+    "currency": "USD", "payee": "acme", "description": "invoice 42", "status": "initiated", "reasons": [],
+    "created_at": "2026-01-02T03:04:05Z"}))]
 pub struct Payment {
     pub id: Uuid,
     pub owner: String,
     pub amount: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub payee: String,
     pub description: Option<String>,
@@ -73,10 +84,19 @@ fn caller_token(headers: &HeaderMap) -> Option<String> {
 
 /// Initiate a payment. A retry with the same `Idempotency-Key` and body returns the stored
 /// response; the same key with another body is a 409.
-#[utoipa::path(post, path = "/payments", tag = "payments", security(("bearer" = [])), request_body = NewPayment,
-    params(("Idempotency-Key" = String, Header, description = "client-chosen key, 1 to 255 characters")),
-    responses((status = 201, body = Payment), (status = 400, description = "missing Idempotency-Key"),
-        (status = 409, description = "key reused with another body"), (status = 503, description = "rule-engine unavailable")))]
+#[utoipa::path(post, path = "/payments", tag = "payments", operation_id = "create_payment",
+    security(("bearer" = [])), request_body = NewPayment,
+    params(("Idempotency-Key" = String, Header, description = "client-chosen key, 1 to 255 characters",
+        min_length = 1, max_length = 255, example = "order-42")),
+    responses(
+        (status = 201, description = "recorded: `initiated`, `pending_review` or `rejected`", body = Payment,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to a retry")),
+            links(("GetPayment" = (operation_id = "get_payment", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "the Idempotency-Key header is missing, or the body is not JSON"),
+        (status = 409, description = "the Idempotency-Key was used with another body"),
+        (status = 503, description = "rule-engine, the database or the identity provider is unavailable")),
+    extensions(("x-problem-codes" = json!({"400": ["missing_idempotency_key"], "409": ["idempotency_key_reused"],
+        "503": ["rule_engine_unavailable"]}))))]
 pub async fn create(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -93,7 +113,7 @@ pub async fn create(
         .to_string();
     money::positive_amount("amount", p.amount)?;
     money::currency("currency", &p.currency)?;
-    if p.payee.trim().is_empty() || p.payee.len() > 200 {
+    if p.payee.trim().is_empty() || p.payee.chars().count() > PAYEE_MAX_CHARS {
         return Err(CommonError::validation("payee", "must be 1 to 200 characters").into());
     }
     let hash = hex::encode(Sha256::digest(
@@ -170,8 +190,12 @@ async fn stored(
 }
 
 /// A payment: its owner, or admin, ops_user, finance, auditor.
-#[utoipa::path(get, path = "/payments/{id}", tag = "payments", security(("bearer" = [])),
-    responses((status = 200, body = Payment), (status = 404, description = "no such payment")))]
+#[utoipa::path(get, path = "/payments/{id}", tag = "payments", operation_id = "get_payment",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the payment's id", example = "3f2b8c1a-9d4e-4f6a-8b7c-1d2e3f4a5b6c")),
+    responses((status = 200, body = Payment),
+        (status = 404, description = "no such payment, or another user's (staff see every payment)")),
+    extensions(("x-problem-codes" = json!({"404": ["payment_not_found"]}))))]
 pub async fn get_one(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,

@@ -21,11 +21,14 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::extract::State as AxState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::StatusCode;
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use platform_common::Problem;
 use platform_common::auth::{AuthError, CurrentUser, JWT_ASSERTION_HEADER, TokenVerifier, User};
 use serde::Serialize;
 use serde_json::json;
@@ -164,20 +167,33 @@ fn protocol_token(headers: &axum::http::HeaderMap) -> Option<String> {
 
 /// The caller's payment status changes as a WebSocket (JSON text messages): first a snapshot of
 /// the caller's payments that are not final, then one message per change.
-#[utoipa::path(get, path = "/payments/updates", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/payments/updates", tag = "payments", operation_id = "payment_updates",
+    security(("bearer" = [])),
     params(
         ("access_token" = Option<String>, Query, description = "the JWT, for browsers (instead of `Authorization`)"),
         ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`bearer, <jwt>`: the JWT for browsers; answered with `bearer`"),
     ),
     responses(
-        (status = 101, description = "WebSocket. Text messages: `{\"type\":\"snapshot\",\"payments\":[PaymentUpdate]}` first, then `{\"type\":\"payment\", ..PaymentUpdate}` per status change", body = PaymentUpdate),
-        (status = 401, description = "no token or an invalid one"),
-        (status = 426, description = "not a WebSocket upgrade")))]
+        (status = 101, description = "WebSocket. Text messages: `{\"type\":\"snapshot\",\"payments\":[PaymentUpdate]}` first, then `{\"type\":\"payment\", ..PaymentUpdate}` per status change"),
+        (status = 426, description = "not a WebSocket upgrade request")),
+    extensions(("x-problem-codes" = json!({"426": ["upgrade_required"]}))))]
 pub async fn updates(
     AxState(s): AxState<State>,
     caller: SocketUser,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // axum's own rejection is plain text; clients get problem+json like every other error.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return Problem::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                e.body_text(),
+            )
+            .into_response();
+        }
+    };
     let ws = if caller.via_protocol {
         ws.protocols([BEARER_PROTOCOL])
     } else {

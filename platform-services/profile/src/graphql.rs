@@ -6,12 +6,17 @@
 use async_graphql::{
     Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema, SimpleObject,
 };
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State as AxState;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use platform_common::ApiError;
+use platform_common::CommonError;
 use platform_common::auth::{CurrentUser, User};
 use platform_common::service::Context as ServiceContext;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::kyc::KycStatus;
 use crate::profiles::READERS;
@@ -36,13 +41,69 @@ pub fn sdl() -> String {
     schema(None).sdl()
 }
 
-/// `POST /graphql` and `GET /graphql?query=...`; a bearer token is required, as on every route.
-pub(crate) async fn handler(
+/// A GraphQL request as JSON (`POST /graphql`).
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"query": "{ me { username kycStatus } }"}))]
+#[allow(dead_code)] // documentation only: async-graphql parses the request itself
+pub struct GraphqlBody {
+    #[schema(min_length = 1)]
+    query: String,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A GraphQL response: `data`, and `errors` for fields that failed (a role error carries the
+/// REST `code` and `status` in its `extensions`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"data": {"me": {"username": "user", "kycStatus": "PENDING"}}}))]
+pub struct GraphqlResult {
+    data: Option<serde_json::Value>,
+    errors: Option<Vec<serde_json::Value>>,
+}
+
+/// Run a GraphQL query sent as JSON.
+#[utoipa::path(post, path = "/graphql", tag = "profile", operation_id = "graphql_post",
+    security(("bearer" = [])), request_body = GraphqlBody,
+    responses((status = 200, body = GraphqlResult, content_type = "application/graphql-response+json")))]
+pub(crate) async fn post(
+    s: AxState<State>,
+    user: CurrentUser,
+    req: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    execute(s, user, req).await
+}
+
+/// Run a GraphQL query sent in the query string.
+#[utoipa::path(get, path = "/graphql", tag = "profile", operation_id = "graphql_get",
+    security(("bearer" = [])),
+    params(("query" = String, Query, description = "the GraphQL query", example = "{ me { username } }"),
+        ("operationName" = Option<String>, Query), ("variables" = Option<String>, Query, description = "JSON object")),
+    responses((status = 200, body = GraphqlResult, content_type = "application/graphql-response+json")))]
+pub(crate) async fn get(
+    s: AxState<State>,
+    user: CurrentUser,
+    req: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    execute(s, user, req).await
+}
+
+/// A bearer token is required, as on every route; a request async-graphql cannot read is a
+/// problem+json 400 like any other malformed body.
+async fn execute(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
-    s.graphql.execute(req.into_inner().data(user)).await.into()
+    req: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    match req {
+        Ok(req) => GraphQLResponse::from(s.graphql.execute(req.into_inner().data(user)).await)
+            .into_response(),
+        Err(e) => CommonError::InvalidBody {
+            field: None,
+            detail: format!("not a GraphQL request: {}", e.0),
+        }
+        .into_response(),
+    }
 }
 
 /// A profile and its KYC status.

@@ -39,7 +39,9 @@ struct State {
         profiles::put_me,
         profiles::get_profile,
         profiles::submit_kyc,
-        profiles::decide_kyc
+        profiles::decide_kyc,
+        graphql::get,
+        graphql::post
     ),
     components(schemas(Profile, ProfileBody, KycDecision, KycStatus))
 )]
@@ -71,6 +73,6 @@ fn router(state: State) -> Router {
             "/profiles/{username}/kyc/decision",
             put(profiles::decide_kyc),
         )
-        .route("/graphql", get(graphql::handler).post(graphql::handler))
+        .route("/graphql", get(graphql::get).post(graphql::post))
         .with_state(state)
 }

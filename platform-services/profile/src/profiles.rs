@@ -18,6 +18,9 @@ pub(crate) const READERS: RoleGuard =
     RoleGuard::AnyOf(&[roles::OPS_USER, roles::ADMIN, roles::AUDITOR]);
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"username": "user", "email": "user@innover.local", "full_name": "Una User",
+    "kyc_status": "submitted", "kyc_reviewed_by": null, "kyc_reason": null,
+    "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:05Z"}))]
 pub struct Profile {
     pub username: String,
     pub email: Option<String>,
@@ -31,23 +34,41 @@ pub struct Profile {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"full_name": "Una User", "email": "user@innover.local"}))]
 pub struct ProfileBody {
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub full_name: String,
     /// Defaults to the token's e-mail.
+    #[schema(max_length = 254, pattern = "@")]
     pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"decision": "verified", "reason": "documents checked"}))]
 pub struct KycDecision {
     /// `verified` or `rejected`.
+    #[schema(value_type = Decision)]
     pub decision: KycStatus,
     pub reason: Option<String>,
 }
 
+/// The statuses a reviewer can decide: the schema of [`KycDecision::decision`] (the other
+/// statuses are a 422).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+enum Decision {
+    Verified,
+    Rejected,
+}
+
 /// The caller's profile.
-#[utoipa::path(get, path = "/profiles/me", tag = "profile", security(("bearer" = [])),
-    responses((status = 200, body = Profile), (status = 404, description = "no profile yet")))]
+#[utoipa::path(get, path = "/profiles/me", tag = "profile", operation_id = "get_my_profile",
+    security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 404, description = "no profile yet")),
+    extensions(("x-problem-codes" = json!({"404": ["profile_not_found"]}))))]
 pub(crate) async fn get_me(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -56,21 +77,23 @@ pub(crate) async fn get_me(
 }
 
 /// Create or update the caller's profile (KYC status is untouched).
-#[utoipa::path(put, path = "/profiles/me", tag = "profile", security(("bearer" = [])), request_body = ProfileBody,
-    responses((status = 200, body = Profile)))]
+#[utoipa::path(put, path = "/profiles/me", tag = "profile", operation_id = "put_my_profile",
+    security(("bearer" = [])), request_body = ProfileBody,
+    responses((status = 200, body = Profile,
+        links(("GetProfile" = (operation_id = "get_profile", parameters(("username" = "$response.body#/username"))))))))]
 pub(crate) async fn put_me(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
     ApiJson(b): ApiJson<ProfileBody>,
 ) -> Result<Json<Profile>, ProfileError> {
     let name = b.full_name.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.chars().count() > 200 {
         return Err(CommonError::validation("full_name", "must be 1 to 200 characters").into());
     }
     let email = b.email.or(user.email.clone());
     if email
         .as_deref()
-        .is_some_and(|e| !e.contains('@') || e.len() > 254)
+        .is_some_and(|e| !e.contains('@') || e.chars().count() > 254)
     {
         return Err(CommonError::validation("email", "is not an e-mail address").into());
     }
@@ -81,8 +104,12 @@ pub(crate) async fn put_me(
 }
 
 /// A profile: its owner, or ops_user, admin, auditor.
-#[utoipa::path(get, path = "/profiles/{username}", tag = "profile", security(("bearer" = [])),
-    responses((status = 200, body = Profile), (status = 403, description = "not yours"), (status = 404, description = "no such profile")))]
+#[utoipa::path(get, path = "/profiles/{username}", tag = "profile", operation_id = "get_profile",
+    security(("bearer" = [])),
+    params(("username" = String, Path, description = "the profile's user name", example = "user")),
+    responses((status = 200, body = Profile), (status = 403, description = "another user's profile, without ops_user, admin or auditor"),
+        (status = 404, description = "no such profile")),
+    extensions(("x-problem-codes" = json!({"403": ["forbidden"], "404": ["profile_not_found"]}))))]
 pub(crate) async fn get_profile(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -139,8 +166,13 @@ async fn transition(
 }
 
 /// Submit the caller's KYC for review (from pending or rejected).
-#[utoipa::path(post, path = "/profiles/me/kyc", tag = "profile", security(("bearer" = [])),
-    responses((status = 200, body = Profile), (status = 409, description = "not allowed from the current status")))]
+#[utoipa::path(post, path = "/profiles/me/kyc", tag = "profile", operation_id = "submit_kyc",
+    security(("bearer" = [])),
+    responses((status = 200, body = Profile,
+            links(("DecideKyc" = (operation_id = "decide_kyc", parameters(("username" = "$response.body#/username")))))),
+        (status = 404, description = "no profile yet"),
+        (status = 409, description = "not allowed from the current status")),
+    extensions(("x-problem-codes" = json!({"404": ["profile_not_found"], "409": ["invalid_kyc_transition"]}))))]
 pub(crate) async fn submit_kyc(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -158,8 +190,12 @@ pub(crate) async fn submit_kyc(
 }
 
 /// Approve or reject a submitted KYC (ops_user, admin).
-#[utoipa::path(put, path = "/profiles/{username}/kyc/decision", tag = "profile", security(("bearer" = [])), request_body = KycDecision,
-    responses((status = 200, body = Profile), (status = 403, description = "not a reviewer"), (status = 409, description = "not submitted")))]
+#[utoipa::path(put, path = "/profiles/{username}/kyc/decision", tag = "profile", operation_id = "decide_kyc",
+    security(("bearer" = ["ops_user", "admin"])), request_body = KycDecision,
+    params(("username" = String, Path, description = "whose KYC is decided (not the caller's own)", example = "user")),
+    responses((status = 200, body = Profile), (status = 403, description = "not a reviewer, or the reviewer's own KYC"),
+        (status = 404, description = "no such profile"), (status = 409, description = "not submitted")),
+    extensions(("x-problem-codes" = json!({"404": ["profile_not_found"], "409": ["invalid_kyc_transition"]}))))]
 pub(crate) async fn decide_kyc(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,

@@ -6,6 +6,7 @@ use platform_common::CommonError;
 use platform_common::auth::{CurrentUser, roles};
 use platform_common::http::ApiJson;
 use platform_common::money;
+use platform_common::money::CurrencyCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,11 +14,15 @@ use crate::{RuleError, State, store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"user": "user", "roles": ["user"], "amount": 2500, "currency": "USD",
+    "payment_id": "3f2b8c1a-9d4e-4f6a-8b7c-1d2e3f4a5b6c"}))]
 pub struct PaymentToEvaluate {
     pub user: String,
     pub roles: Vec<String>,
     /// Minor units, > 0.
+    #[schema(minimum = 1)]
     pub amount: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     /// When set, evaluating the same payment again does not count twice in the window.
     pub payment_id: Option<String>,
@@ -32,6 +37,7 @@ pub enum Decision {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"decision": "allow", "reasons": []}))]
 pub struct Evaluation {
     pub decision: Decision,
     pub reasons: Vec<String>,
@@ -57,8 +63,11 @@ return {#members, total}
 
 /// Evaluate a payment. Callers other than admin and ops_user can only evaluate themselves,
 /// with at most the roles their token carries.
-#[utoipa::path(post, path = "/evaluate", tag = "rules", security(("bearer" = [])), request_body = PaymentToEvaluate,
-    responses((status = 200, body = Evaluation)))]
+#[utoipa::path(post, path = "/evaluate", tag = "rules", operation_id = "evaluate",
+    security(("bearer" = [])), request_body = PaymentToEvaluate,
+    responses((status = 200, body = Evaluation),
+        (status = 403, description = "another user's payment, without admin or ops_user")),
+    extensions(("x-problem-codes" = json!({"403": ["forbidden"]}))))]
 pub async fn evaluate(
     AxState(s): AxState<State>,
     CurrentUser(caller): CurrentUser,

@@ -6,24 +6,31 @@ use platform_common::auth::{CurrentUser, RoleGuard, roles};
 use platform_common::db::DbOptionExt;
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
+use platform_common::money::CurrencyCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{RuleError, State, store};
 
+/// The longest velocity window: one year.
+const MAX_WINDOW_SECONDS: i64 = 365 * 24 * 3600;
 const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN, roles::AUDITOR, roles::OPS_USER]);
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"role": "user", "currency": "USD", "max_amount": 1000000, "review_above": 500000}))]
 pub struct Limit {
     pub role: String,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub max_amount: i64,
     pub review_above: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"currency": "USD", "window_seconds": 3600, "max_count": 10, "max_total": 2000000}))]
 pub struct Velocity {
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub window_seconds: i64,
     pub max_count: i64,
@@ -31,6 +38,8 @@ pub struct Velocity {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"limits": [{"role": "user", "currency": "USD", "max_amount": 1000000, "review_above": 500000}],
+    "velocity": [{"currency": "USD", "window_seconds": 3600, "max_count": 10, "max_total": 2000000}]}))]
 pub struct Rules {
     pub limits: Vec<Limit>,
     pub velocity: Vec<Velocity>,
@@ -38,21 +47,33 @@ pub struct Rules {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"max_amount": 1000000, "review_above": 500000}))]
 pub struct LimitBody {
+    /// Minor units, > 0: above it, deny.
+    #[schema(minimum = 1)]
     pub max_amount: i64,
+    /// Minor units, > 0 and at most `max_amount`: above it, review.
+    #[schema(minimum = 1)]
     pub review_above: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"window_seconds": 3600, "max_count": 10, "max_total": 2000000}))]
 pub struct VelocityBody {
+    /// 1 s to one year.
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub window_seconds: i64,
+    #[schema(minimum = 1)]
     pub max_count: i64,
+    /// Minor units.
+    #[schema(minimum = 1)]
     pub max_total: i64,
 }
 
 /// All rules (admin, auditor, ops_user).
-#[utoipa::path(get, path = "/rules", tag = "rules", security(("bearer" = [])), responses((status = 200, body = Rules)))]
+#[utoipa::path(get, path = "/rules", tag = "rules", operation_id = "list_rules",
+    security(("bearer" = ["admin", "auditor", "ops_user"])), responses((status = 200, body = Rules)))]
 pub async fn list(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -65,7 +86,9 @@ pub async fn list(
 }
 
 /// Set the limit of a role in a currency (admin).
-#[utoipa::path(put, path = "/rules/limits/{role}/{currency}", tag = "rules", security(("bearer" = [])), request_body = LimitBody,
+#[utoipa::path(put, path = "/rules/limits/{role}/{currency}", tag = "rules", operation_id = "put_limit",
+    security(("bearer" = ["admin"])), request_body = LimitBody, params(("role" = String, Path, description = "the role the limit applies to", example = "user"),
+        ("currency" = CurrencyCode, Path)),
     responses((status = 200, body = Limit)))]
 pub async fn put_limit(
     AxState(s): AxState<State>,
@@ -96,8 +119,11 @@ pub async fn put_limit(
 }
 
 /// Remove a limit (admin).
-#[utoipa::path(delete, path = "/rules/limits/{role}/{currency}", tag = "rules", security(("bearer" = [])),
-    responses((status = 204), (status = 404, description = "no such limit")))]
+#[utoipa::path(delete, path = "/rules/limits/{role}/{currency}", tag = "rules", operation_id = "delete_limit",
+    security(("bearer" = ["admin"])), params(("role" = String, Path, description = "the role the limit applies to", example = "user"),
+        ("currency" = CurrencyCode, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such limit")),
+    extensions(("x-problem-codes" = json!({"404": ["limit_not_found"]}))))]
 pub async fn delete_limit(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -112,7 +138,9 @@ pub async fn delete_limit(
 }
 
 /// Set the velocity window of a currency (admin).
-#[utoipa::path(put, path = "/rules/velocity/{currency}", tag = "rules", security(("bearer" = [])), request_body = VelocityBody,
+#[utoipa::path(put, path = "/rules/velocity/{currency}", tag = "rules", operation_id = "put_velocity",
+    security(("bearer" = ["admin"])), request_body = VelocityBody,
+    params(("currency" = CurrencyCode, Path)),
     responses((status = 200, body = Velocity)))]
 pub async fn put_velocity(
     AxState(s): AxState<State>,
@@ -130,6 +158,10 @@ pub async fn put_velocity(
         if v <= 0 {
             return Err(CommonError::validation(field, "must be greater than zero").into());
         }
+    }
+    // The window becomes a Redis expiry in milliseconds from now: keep it far from overflow.
+    if b.window_seconds > MAX_WINDOW_SECONDS {
+        return Err(CommonError::validation("window_seconds", "must be at most one year").into());
     }
     let velocity = Velocity {
         currency,

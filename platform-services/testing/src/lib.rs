@@ -18,6 +18,7 @@ use tokio::sync::RwLock;
 
 pub mod env;
 pub mod infra;
+pub mod openapi;
 pub mod tasks;
 
 /// A port free on 127.0.0.1 right now: the test kit's one `free_port`.
@@ -234,8 +235,19 @@ pub async fn service_app(
     platform_common::migrate::run(&ctx.db, spec.name, spec.migrations)
         .await
         .expect("migrations apply");
-    let routes = (spec.routes)(&ctx).expect("service config");
-    let app = platform_common::http::router(
+    let app = assemble(spec, &ctx, idp);
+    (app, ctx, vec![g1, g2])
+}
+
+/// What `serve` builds from a context: the service's routes inside the shared router, its
+/// tokens checked against `idp`.
+fn assemble(
+    spec: &platform_common::service::ServiceSpec,
+    ctx: &platform_common::service::Context,
+    idp: &TestIdp,
+) -> axum::Router {
+    let routes = (spec.routes)(ctx).expect("service config");
+    platform_common::http::router(
         platform_common::http::Platform {
             service: ctx.service.clone(),
             verifier: std::sync::Arc::new(idp.verifier(Duration::from_secs(30))),
@@ -246,8 +258,7 @@ pub async fn service_app(
         },
         routes,
         platform_common::http::openapi(&ctx.service, (spec.openapi)()),
-    );
-    (app, ctx, vec![g1, g2])
+    )
 }
 
 /// A service's app on fresh infrastructure ([`service_app`]) and the IdP its tokens come from:

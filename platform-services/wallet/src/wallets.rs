@@ -9,6 +9,7 @@ use platform_common::auth::{CurrentUser, RoleGuard, User, roles};
 use platform_common::db::{DbOptionExt, DbResultExt};
 use platform_common::http::{ApiJson, ApiPath, ApiQuery};
 use platform_common::money;
+use platform_common::money::CurrencyCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -25,9 +26,13 @@ const STAFF: RoleGuard = RoleGuard::AnyOf(&[
 ]);
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "owner": "user", "currency": "USD",
+    "balance": 2500, "status": "active", "status_reason": null,
+    "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:05Z"}))]
 pub struct Wallet {
     pub id: Uuid,
     pub owner: String,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     /// Minor units.
     pub balance: i64,
@@ -40,12 +45,15 @@ pub struct Wallet {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"currency": "USD"}))]
 pub struct NewWallet {
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "suspected fraud"}))]
 pub struct StatusChange {
     pub reason: Option<String>,
 }
@@ -59,11 +67,15 @@ pub enum Direction {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"direction": "credit", "amount": 2500, "reference": "top-up 42"}))]
 pub struct Entry {
     pub direction: Direction,
     /// Minor units, > 0.
+    #[schema(minimum = 1)]
     pub amount: i64,
-    /// Unique per wallet: the same reference and entry again is a no-op.
+    /// Unique per wallet: the same reference and entry again is a no-op. 1 to 200 characters,
+    /// not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub reference: String,
 }
 
@@ -73,8 +85,11 @@ pub struct ListQuery {
 }
 
 /// Open a wallet in a currency for the caller.
-#[utoipa::path(post, path = "/wallets", tag = "wallet", security(("bearer" = [])), request_body = NewWallet,
-    responses((status = 201, body = Wallet), (status = 409, description = "exists already")))]
+#[utoipa::path(post, path = "/wallets", tag = "wallet", operation_id = "create_wallet",
+    security(("bearer" = [])), request_body = NewWallet,
+    responses((status = 201, body = Wallet, links(("GetWallet" = (operation_id = "get_wallet", parameters(("id" = "$response.body#/id")))))),
+        (status = 409, description = "the caller has a wallet in this currency")),
+    extensions(("x-problem-codes" = json!({"409": ["wallet_exists"]}))))]
 pub(crate) async fn create(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -89,8 +104,11 @@ pub(crate) async fn create(
 }
 
 /// The caller's wallets; staff may pass `?owner=`.
-#[utoipa::path(get, path = "/wallets", tag = "wallet", security(("bearer" = [])), params(("owner" = Option<String>, Query)),
-    responses((status = 200, body = [Wallet])))]
+#[utoipa::path(get, path = "/wallets", tag = "wallet", operation_id = "list_wallets",
+    security(("bearer" = [])),
+    params(("owner" = Option<String>, Query, description = "another user's wallets (ops_user, admin, auditor, finance)", example = "user")),
+    responses((status = 200, body = [Wallet]), (status = 403, description = "another owner, without a staff role")),
+    extensions(("x-problem-codes" = json!({"403": ["forbidden"]}))))]
 pub(crate) async fn list(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -108,8 +126,10 @@ pub(crate) async fn list(
 }
 
 /// A wallet and its balance: its owner or staff.
-#[utoipa::path(get, path = "/wallets/{id}", tag = "wallet", security(("bearer" = [])),
-    responses((status = 200, body = Wallet), (status = 404, description = "no such wallet")))]
+#[utoipa::path(get, path = "/wallets/{id}", tag = "wallet", operation_id = "get_wallet",
+    security(("bearer" = [])), params(("id" = Uuid, Path, description = "the wallet's id", example = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")),
+    responses((status = 200, body = Wallet), (status = 404, description = "no such wallet, or another user's (staff see every wallet)")),
+    extensions(("x-problem-codes" = json!({"404": ["wallet_not_found"]}))))]
 pub(crate) async fn get_one(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -131,8 +151,10 @@ async fn load_visible(s: &State, user: &User, id: Uuid) -> Result<Wallet, Wallet
 }
 
 /// Freeze a wallet: no credits or debits until unfrozen (ops_user, admin).
-#[utoipa::path(post, path = "/wallets/{id}/freeze", tag = "wallet", security(("bearer" = [])), request_body = StatusChange,
-    responses((status = 200, body = Wallet)))]
+#[utoipa::path(post, path = "/wallets/{id}/freeze", tag = "wallet", operation_id = "freeze_wallet",
+    security(("bearer" = ["ops_user", "admin"])), request_body = StatusChange, params(("id" = Uuid, Path, description = "the wallet's id", example = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")),
+    responses((status = 200, body = Wallet), (status = 404, description = "no such wallet")),
+    extensions(("x-problem-codes" = json!({"404": ["wallet_not_found"]}))))]
 pub(crate) async fn freeze(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -146,8 +168,10 @@ pub(crate) async fn freeze(
 }
 
 /// Unfreeze a wallet (ops_user, admin).
-#[utoipa::path(post, path = "/wallets/{id}/unfreeze", tag = "wallet", security(("bearer" = [])),
-    responses((status = 200, body = Wallet)))]
+#[utoipa::path(post, path = "/wallets/{id}/unfreeze", tag = "wallet", operation_id = "unfreeze_wallet",
+    security(("bearer" = ["ops_user", "admin"])), params(("id" = Uuid, Path, description = "the wallet's id", example = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")),
+    responses((status = 200, body = Wallet), (status = 404, description = "no such wallet")),
+    extensions(("x-problem-codes" = json!({"404": ["wallet_not_found"]}))))]
 pub(crate) async fn unfreeze(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -172,8 +196,13 @@ async fn set_status(
 }
 
 /// Credit or debit a wallet (finance, admin). Refused on frozen wallets and below zero.
-#[utoipa::path(post, path = "/wallets/{id}/entries", tag = "wallet", security(("bearer" = [])), request_body = Entry,
-    responses((status = 200, body = Wallet), (status = 409, description = "frozen, insufficient funds or reference reused")))]
+#[utoipa::path(post, path = "/wallets/{id}/entries", tag = "wallet", operation_id = "post_wallet_entry",
+    security(("bearer" = ["finance", "admin"])), request_body = Entry, params(("id" = Uuid, Path, description = "the wallet's id", example = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")),
+    responses((status = 200, body = Wallet, description = "the wallet after the entry (or after the first one with this reference)"),
+        (status = 404, description = "no such wallet"),
+        (status = 409, description = "frozen, insufficient funds, a balance overflow or the reference reused")),
+    extensions(("x-problem-codes" = json!({"404": ["wallet_not_found"],
+        "409": ["wallet_frozen", "insufficient_funds", "overflows_balance", "reference_reused"]}))))]
 pub(crate) async fn post_entry(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -182,7 +211,7 @@ pub(crate) async fn post_entry(
 ) -> Result<Json<Wallet>, WalletError> {
     MONEY_MOVERS.check(&user)?;
     money::positive_amount("amount", e.amount)?;
-    if e.reference.trim().is_empty() || e.reference.len() > 200 {
+    if e.reference.trim().is_empty() || e.reference.chars().count() > 200 {
         return Err(CommonError::validation("reference", "must be 1 to 200 characters").into());
     }
     let mut c = s.ctx.db.get().await?;

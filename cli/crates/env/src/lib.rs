@@ -36,6 +36,10 @@ pub const FINCTL_GATEWAY_ADMIN_URL: &str = "FINCTL_GATEWAY_ADMIN_URL";
 /// The built-in gateway's admin token; read as the Compose file passes it to the gateway
 /// (the environment, else `compose/.env`).
 pub const GATEWAY_ADMIN_TOKEN: &str = "GATEWAY_ADMIN_TOKEN";
+/// `publish-apis --target wso2|kong`: the built-in gateway's public URL, where each REST API's
+/// OpenAPI document is read (`<context>/<version>/openapi.json`; default
+/// `http://127.0.0.1:8280`, `none` sends no documents).
+pub const FINCTL_GATEWAY_URL: &str = "FINCTL_GATEWAY_URL";
 /// `publish-apis --target wso2`: WSO2 API Manager's base URL (default `https://127.0.0.1:9443`).
 pub const FINCTL_WSO2_URL: &str = "FINCTL_WSO2_URL";
 /// `--target wso2`: the user that registers finctl's client and publishes (default `admin`).

@@ -24,6 +24,11 @@
 //! (`limit_by: header`, `Authorization`) otherwise: every token maps to the one `finctl-idp`
 //! consumer, so `limit_by: consumer` would make all callers share one bucket.
 //!
+//! A DB-less Kong's declarative configuration also gets, for a REST API whose OpenAPI document
+//! the stack's gateway serves ([`Definitions`]), a route per documented operation, as decK's
+//! `openapi2kong` makes them (see `openapi_routes`); they repeat the API's rules and are not
+//! read back.
+//!
 //! DB-less Kong (`database = off`) only takes a whole declarative configuration: `create`,
 //! `update` and `delete` record nothing and [`Target::finish`] sends one `POST /config` with
 //! every desired API. That replaces Kong's entire configuration: with a DB-less Kong, finctl
@@ -40,6 +45,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::definition::Definitions;
 use crate::target::{Remote, Target};
 
 /// The tag on everything finctl creates.
@@ -50,6 +56,8 @@ const API_TAG: &str = "finctl-api:";
 const KIND_TAG: &str = "finctl-kind:";
 const USER_TAG: &str = "finctl-tag:";
 const OP_TAG: &str = "finctl-op:";
+/// On the routes made from an API's OpenAPI document: `finctl-openapi:<operationId>`.
+const OPENAPI_TAG: &str = "finctl-openapi:";
 const POLICY_TAG: &str = "finctl-policy:";
 /// What the cors plugin stores when `methods` is not given.
 const CORS_DEFAULT_METHODS: [&str; 9] = [
@@ -72,6 +80,9 @@ pub struct KongConfig {
     pub issuer: String,
     /// Where the IdP's signing keys are.
     pub jwks_url: String,
+    /// Where each REST API's OpenAPI document comes from (a DB-less Kong gets a route per
+    /// documented operation).
+    pub definitions: Definitions,
 }
 
 impl KongConfig {
@@ -89,6 +100,7 @@ impl KongConfig {
             admin_token,
             issuer: issuer.into(),
             jwks_url: jwks_url.into(),
+            definitions: Definitions::from_lookup(|name| std::env::var(name).ok()),
         }
     }
 }
@@ -454,10 +466,18 @@ impl Kong {
         let (mut consumer, mut jwt) = self.credential().await?;
         jwt["id"] = json!(uuid_for(&format!("jwt:{}", self.config.issuer)));
         consumer["jwt_secrets"] = json!([jwt]);
+        let mut documents = Vec::with_capacity(desired.len());
+        for api in desired {
+            documents.push(self.config.definitions.fetch(api).await);
+        }
         let services: Vec<Value> = desired
             .iter()
-            .map(|api| {
-                let spec = ServiceSpec::of(api);
+            .zip(&documents)
+            .map(|(api, doc)| {
+                let mut spec = ServiceSpec::of(api);
+                if let Some(doc) = doc {
+                    spec.routes.extend(openapi_routes(&spec.name, api, doc));
+                }
                 let mut service = spec.body;
                 service["name"] = json!(spec.name);
                 service["routes"] = spec
@@ -785,17 +805,7 @@ impl ServiceSpec {
                 body["methods"] = json!([op.method]);
             }
             let mut plugins = plugins_for(&route_name, &api, &access, throttle);
-            let backend_path = reqwest::Url::parse(&api.backend_url)
-                .map(|u| u.path().trim_end_matches('/').to_owned())
-                .unwrap_or_default();
-            plugins.push(PluginSpec {
-                id: uuid_for(&format!("{route_name}:request-transformer")),
-                body: json!({
-                    "name": "request-transformer",
-                    "config": { "replace": { "uri": format!("{backend_path}$(uri_captures.rest)") } },
-                    "tags": [TAG],
-                }),
-            });
+            plugins.push(rewrite_to_backend(&route_name, &api));
             routes.push(RouteSpec {
                 plugins,
                 name: route_name,
@@ -804,6 +814,57 @@ impl ServiceSpec {
         }
         Self { name, body, routes }
     }
+}
+
+/// The `request-transformer` a regex route needs to reach `<backend path><rest>`.
+fn rewrite_to_backend(route_name: &str, api: &Api) -> PluginSpec {
+    let backend_path = reqwest::Url::parse(&api.backend_url)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    PluginSpec {
+        id: uuid_for(&format!("{route_name}:request-transformer")),
+        body: json!({
+            "name": "request-transformer",
+            "config": { "replace": { "uri": format!("{backend_path}$(uri_captures.rest)") } },
+            "tags": [TAG],
+        }),
+    }
+}
+
+/// One route per operation of the API's OpenAPI document, as decK's `openapi2kong` makes
+/// them: named `<service>-<operationId>`, the path template as a regex, the documented
+/// methods. They carry the API's own rules (token, throttling, CORS), below every
+/// `operations` route of `api-config.yaml` in priority, so those still decide; what they add
+/// is the operation's name in Kong's logs and metrics, and that only documented operations
+/// have a route of their own.
+fn openapi_routes(service: &str, api: &Api, doc: &Value) -> Vec<RouteSpec> {
+    let api = project(api);
+    let prefix = api.prefix();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let Some(operation_id) = op.get("operationId").and_then(Value::as_str) else {
+                continue;
+            };
+            let name = format!("{service}-{}", slug(operation_id));
+            let mut plugins = plugins_for(&name, &api, &api.access, api.throttle.as_ref());
+            plugins.push(rewrite_to_backend(&name, &api));
+            routes.push(RouteSpec {
+                body: json!({
+                    "name": name,
+                    "paths": [op_regex(&prefix, path)],
+                    "methods": [method.to_uppercase()],
+                    "strip_path": false,
+                    "protocols": ["http", "https"],
+                    "regex_priority": 0,
+                    "tags": [TAG, format!("{OPENAPI_TAG}{}", tag_encode(operation_id))],
+                }),
+                name,
+                plugins,
+            });
+        }
+    }
+    routes
 }
 
 /// A regex path matching the operation, with the part after `<context>/<version>` captured
@@ -992,6 +1053,11 @@ fn read_back(service: &Value, routes: &[(Value, Vec<Value>)]) -> Option<Api> {
         str_of(service, "path").trim_end_matches('/'),
     );
     let ms = |k: &str| service.get(k).and_then(Value::as_u64).unwrap_or(60_000);
+    // Routes made from the OpenAPI document repeat the API's own rules: not read back.
+    let routes: Vec<&(Value, Vec<Value>)> = routes
+        .iter()
+        .filter(|(r, _)| !tags_of(r).iter().any(|t| t.starts_with(OPENAPI_TAG)))
+        .collect();
     let main = routes
         .iter()
         .find(|(r, _)| !tags_of(r).iter().any(|t| t.starts_with(OP_TAG)))?;

@@ -23,6 +23,7 @@
 
 pub mod builtin;
 pub mod config;
+pub mod definition;
 pub mod kong;
 pub mod plan;
 pub mod target;

@@ -15,6 +15,11 @@
 //!    under WSO2's cap of [`MAX_REVISIONS`] by deleting the oldest undeployed one), its
 //!    deployment (`POST /apis/{id}/deploy-revision?revisionId=`) to the gateway environment,
 //!    and `POST /apis/change-lifecycle?apiId=&action=Publish` unless already `PUBLISHED`.
+//!    A REST API whose OpenAPI document the stack's gateway serves ([`Definitions`]) gets it
+//!    as its API definition: `PUT /apis/{id}/swagger` (multipart `apiDefinition`), before the
+//!    update, or after the create and followed by `PUT /apis/{id}` again, so the API's
+//!    resources stay its `operations` and WSO2 keeps the document's parameters, schemas and
+//!    responses for them.
 //! 4. Delete: `DELETE /apis/{id}`.
 //!
 //! finctl marks what it creates with the additional property [`OWNER_PROPERTY`] (not shown
@@ -37,6 +42,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::definition::Definitions;
 use crate::target::{Remote, Target};
 
 /// The additional property marking APIs finctl published (value [`FINCTL_OWNER`]).
@@ -68,6 +74,8 @@ pub struct Wso2Config {
     pub gateway_env: String,
     /// Accept API Manager's self-signed certificate.
     pub insecure_tls: bool,
+    /// Where each REST API's OpenAPI document comes from (sent as its API definition).
+    pub definitions: Definitions,
 }
 
 impl Wso2Config {
@@ -89,6 +97,7 @@ impl Wso2Config {
             password: Secret::new(get(finctl_env::FINCTL_WSO2_PASSWORD, "admin")),
             gateway_env: get(finctl_env::FINCTL_WSO2_GATEWAY_ENV, "Default"),
             insecure_tls: lookup(finctl_env::FINCTL_WSO2_INSECURE_TLS).as_deref() == Some("1"),
+            definitions: Definitions::from_lookup(&lookup),
         }
     }
 }
@@ -285,6 +294,22 @@ impl Wso2 {
             handle: id.to_owned(),
             api,
         })
+    }
+
+    /// `PUT /apis/{id}/swagger` with the API's OpenAPI document (form field `apiDefinition`),
+    /// when [`Definitions`] has one; whether it was sent.
+    async fn send_definition(&mut self, id: &str, api: &Api) -> anyhow::Result<bool> {
+        let Some(doc) = self.config.definitions.fetch(api).await else {
+            return Ok(false);
+        };
+        let fields = vec![("apiDefinition", doc.to_string(), None)];
+        self.call(
+            Method::PUT,
+            &format!("/apis/{id}/swagger"),
+            Body::Multipart(fields),
+        )
+        .await?;
+        Ok(true)
     }
 
     /// Revises, deploys and (unless it already is) publishes the API as it now is.
@@ -490,6 +515,13 @@ impl Target for Wso2 {
             .and_then(Value::as_str)
             .context("POST /apis: WSO2's answer has no API id")?
             .to_owned();
+        if self.send_definition(&id, api).await? {
+            // The definition's paths replaced the resources; the API's own operations again.
+            let mut body = to_wso2(api);
+            body["id"] = json!(id);
+            self.call(Method::PUT, &format!("/apis/{id}"), Body::Json(body))
+                .await?;
+        }
         let lifecycle = created
             .get("lifeCycleStatus")
             .and_then(Value::as_str)
@@ -504,6 +536,8 @@ impl Target for Wso2 {
         fields: &[String],
     ) -> anyhow::Result<()> {
         let id = &remote.handle;
+        // The definition first: the update then sets the resources to the API's operations.
+        self.send_definition(id, api).await?;
         let mut body = to_wso2(api);
         body["id"] = json!(id);
         let updated: Value = self

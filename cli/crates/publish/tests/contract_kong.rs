@@ -6,6 +6,8 @@
 //! 404 `{message}` for unknown names, 400 `{message, name, code, fields}` for schema
 //! violations, and `POST /config` only when `database` is `off`. It also serves the IdP's JWKS.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -14,6 +16,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use finctl_publish::definition::Definitions;
 use finctl_publish::kong::{Kong, KongConfig};
 use finctl_publish::plan::{self, Action, Plan};
 use finctl_publish::target::Target;
@@ -457,13 +460,7 @@ impl Fake {
     }
 
     fn kong(&self) -> Kong {
-        Kong::new(KongConfig {
-            admin_url: self.url.clone(),
-            admin_token: None,
-            issuer: ISSUER.into(),
-            jwks_url: format!("{}/idp/certs", self.url),
-        })
-        .unwrap()
+        Kong::new(fake_config(self)).unwrap()
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -894,6 +891,7 @@ async fn contract_kong_unreachable_admin_url_names_the_variable() {
         admin_token: None,
         issuer: ISSUER.into(),
         jwks_url: "http://127.0.0.1:9/certs".into(),
+        definitions: Definitions::none(),
     })
     .unwrap();
     let err = kong.list().await.unwrap_err();
@@ -958,4 +956,83 @@ async fn contract_kong_removed_operation_deletes_its_route_and_plugins() {
         fake_writes(&state.calls)
             .contains(&format!("DELETE /routes/{}", op_route.as_str().unwrap()))
     );
+}
+
+#[tokio::test]
+async fn contract_kong_dbless_gets_a_route_per_documented_operation() {
+    let fake = Fake::start("off").await;
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "svc-payment", "version": "0.1.0"},
+        "paths": {
+            "/payments": {"post": {"operationId": "create_payment", "responses": {}}},
+            "/payments/{id}": {
+                "parameters": [],
+                "get": {"operationId": "get_payment", "responses": {}}
+            },
+        },
+    });
+    let gateway = support::document_server("/api/payment/v1", doc).await;
+    let apis = [api("payment", json!({}))];
+    let kong = || {
+        let mut config = fake_config(&fake);
+        config.definitions = Definitions::from_gateway(&gateway);
+        Kong::new(config).unwrap()
+    };
+    publish(&mut kong(), &apis, false).await.unwrap();
+    assert_eq!(fake.writes(), ["POST /config"]);
+    let config = fake.state.lock().unwrap().config.clone().unwrap();
+    let routes = config["services"][0]["routes"].as_array().unwrap();
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "payment-v1",
+            "payment-v1-op1",
+            "payment-v1-create_payment",
+            "payment-v1-get_payment"
+        ]
+    );
+    let create = &routes[2];
+    assert_eq!(create["methods"], json!(["POST"]));
+    assert_eq!(
+        create["paths"],
+        json!([r"~/api/payment/v1(?<rest>/payments)$"])
+    );
+    assert_eq!(create["regex_priority"], 0);
+    assert_eq!(
+        routes[1]["regex_priority"], 1,
+        "api-config's operation wins"
+    );
+    assert!(has_tag(create, "finctl-openapi:create_payment"));
+    let plugins: Vec<&str> = create["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        plugins,
+        ["jwt", "rate-limiting", "cors", "request-transformer"]
+    );
+    assert_eq!(
+        routes[3]["paths"],
+        json!([r"~/api/payment/v1(?<rest>/payments/[^/]+)$"])
+    );
+
+    // The document's routes are not read back as operations: nothing to do the second time.
+    fake.clear_calls();
+    let plan = publish(&mut kong(), &apis, false).await.unwrap();
+    assert!(!plan.has_changes());
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+fn fake_config(fake: &Fake) -> KongConfig {
+    KongConfig {
+        admin_url: fake.url.clone(),
+        admin_token: None,
+        issuer: ISSUER.into(),
+        jwks_url: format!("{}/idp/certs", fake.url),
+        definitions: Definitions::none(),
+    }
 }

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+mod support;
+
+use finctl_publish::definition::Definitions;
 use finctl_publish::plan::{self, Action, Plan};
 use finctl_publish::target::Target;
 use finctl_publish::wso2::{Secret, Wso2, Wso2Config};
@@ -47,6 +50,8 @@ struct State {
     apis: BTreeMap<String, Value>,
     schemas: BTreeMap<String, String>,
     revisions: BTreeMap<String, Vec<Value>>,
+    /// API definitions (`PUT /apis/{id}/swagger`), as sent.
+    definitions: BTreeMap<String, String>,
     next_id: usize,
     tokens_issued: usize,
     /// The next publisher call is answered 401, as for an expired token.
@@ -356,6 +361,41 @@ async fn handle(
                     s.revisions.remove(&id);
                     ok(StatusCode::OK, Value::Null)
                 }
+                ("PUT", ["swagger"]) => {
+                    let text = recorded["apiDefinition"].as_str().unwrap_or("").to_owned();
+                    let Ok(doc) = serde_json::from_str::<Value>(&text) else {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "Bad Request",
+                            "Error while validating the API definition",
+                        );
+                    };
+                    // As API Manager does: the definition's paths become the API's resources.
+                    let operations: Vec<Value> = doc["paths"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|(path, item)| {
+                            item.as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(move |(verb, _)| {
+                                    json!({
+                                        "target": path,
+                                        "verb": verb.to_uppercase(),
+                                        "authType": "Application & Application User",
+                                        "throttlingPolicy": "Unlimited",
+                                        "scopes": [],
+                                    })
+                                })
+                        })
+                        .collect();
+                    if let Some(api) = s.apis.get_mut(&id) {
+                        api["operations"] = json!(operations);
+                    }
+                    s.definitions.insert(id, text.clone());
+                    ok(StatusCode::OK, json!(text))
+                }
                 ("GET", ["graphql-schema"]) => ok(
                     StatusCode::OK,
                     json!({"name": format!("admin--{id}.graphql"), "schemaDefinition": s.schemas.get(&id)}),
@@ -473,12 +513,17 @@ impl Server {
     }
 
     fn target(&self) -> Wso2 {
+        self.target_with(Definitions::none())
+    }
+
+    fn target_with(&self, definitions: Definitions) -> Wso2 {
         Wso2::new(Wso2Config {
             url: self.url.clone(),
             username: "admin".into(),
             password: Secret::new("admin"),
             gateway_env: "Default".into(),
             insecure_tls: false,
+            definitions,
         })
         .unwrap()
     }
@@ -1084,6 +1129,7 @@ async fn contract_wso2_unreachable_host_names_the_url_and_what_to_set() {
         password: Secret::new("admin"),
         gateway_env: "Default".into(),
         insecure_tls: true,
+        definitions: Definitions::none(),
     })
     .unwrap();
     let err = target.list().await.unwrap_err();
@@ -1116,4 +1162,60 @@ fn contract_wso2_config_reads_finctl_env_with_wso2_defaults() {
     assert_eq!(config.gateway_env, "Production");
     assert!(config.insecure_tls);
     assert!(!format!("{config:?}").contains("s3cret"));
+    assert_eq!(
+        config.definitions,
+        Definitions::from_gateway("http://127.0.0.1:8280")
+    );
+    let config =
+        Wso2Config::from_lookup(|name| (name == "FINCTL_GATEWAY_URL").then(|| "none".to_owned()));
+    assert_eq!(config.definitions, Definitions::none());
+}
+
+#[tokio::test]
+async fn contract_wso2_rest_api_gets_its_openapi_document_as_its_definition() {
+    let server = Server::start().await;
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "svc-payment", "version": "0.1.0"},
+        "servers": [{"url": "http://127.0.0.1:8280/api/payment/v1"}],
+        "paths": {
+            "/health": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/payments/{id}": {"get": {"responses": {"200": {"description": "ok"}}}},
+        },
+    });
+    let gateway = support::document_server("/api/payment/v1", doc.clone()).await;
+    let apis = [payment(), named("ws", ApiKind::Websocket, "http://ws:9000")];
+    let mut target = server.target_with(Definitions::from_gateway(&gateway));
+    publish(&mut target, &apis, false).await;
+    let calls = server.take_calls();
+    let written = writes(&calls);
+    let at = |line: &str| {
+        written
+            .iter()
+            .position(|w| w == line)
+            .unwrap_or_else(|| panic!("{line} not in {written:#?}"))
+    };
+    // Created, then the definition, then the API's own operations again, then rolled out.
+    let swagger = at("PUT /api/am/publisher/v4/apis/api-1/swagger");
+    assert!(at("POST /api/am/publisher/v4/apis") < swagger);
+    assert_eq!(written[swagger + 1], "PUT /api/am/publisher/v4/apis/api-1");
+    assert!(swagger + 1 < at("POST /api/am/publisher/v4/apis/api-1/revisions"));
+    // Only REST APIs have a document.
+    assert_eq!(
+        written.iter().filter(|w| w.ends_with("/swagger")).count(),
+        1
+    );
+    {
+        let state = server.state.lock().unwrap();
+        let sent: Value = serde_json::from_str(&state.definitions["api-1"]).unwrap();
+        assert_eq!(sent, doc);
+        let ops = state.apis["api-1"]["operations"].as_array().unwrap();
+        assert_eq!(ops[0]["target"], "/health", "the API's operations: {ops:?}");
+    }
+
+    // A second run finds everything as published: no write at all.
+    let mut again = server.target_with(Definitions::from_gateway(&gateway));
+    let plan = publish(&mut again, &apis, false).await;
+    assert!(!plan.has_changes());
+    assert_eq!(writes(&server.take_calls()), Vec::<String>::new());
 }

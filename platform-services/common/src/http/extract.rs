@@ -50,7 +50,57 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CommonError> {
         field: None,
         detail: format!("malformed JSON: {e}"),
     })?;
+    reject_nul(bytes)?;
     Ok(value)
+}
+
+/// U+0000 in a JSON string (only ever written `\u0000`): no database text column can hold it,
+/// so it is refused here, naming the field, rather than failing in the database as a 500.
+fn reject_nul(bytes: &[u8]) -> Result<(), CommonError> {
+    if !bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match nul_path(&value, String::new()) {
+        Some(field) => Err(CommonError::Validation {
+            field,
+            detail: "must not contain the NUL character (U+0000)".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The path (`payee`, `items[2].name`) of the first string or key holding U+0000.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(v, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// `%00` in a path or query: refused like [`reject_nul`] does in bodies.
+fn has_encoded_nul(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
 }
 
 fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> CommonError {
@@ -102,6 +152,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = CommonError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(CommonError::InvalidBody {
+                field: Some("path".into()),
+                detail: "must not contain the NUL character (%00)".into(),
+            });
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
@@ -119,6 +175,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = CommonError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(has_encoded_nul) {
+            return Err(CommonError::InvalidBody {
+                field: Some("query".into()),
+                detail: "must not contain the NUL character (%00)".into(),
+            });
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
@@ -168,6 +230,15 @@ mod tests {
         let (d, f) = field(parse_json(br#"{"amount": 1}"#));
         assert_eq!(f.as_deref(), Some("currency"));
         assert_eq!(d, "missing field `currency`");
+    }
+
+    #[test]
+    fn nul_in_a_string_is_refused_naming_the_field() {
+        let (d, f) = field(parse_json(br#"{"amount": 1, "currency": "US\u0000D"}"#));
+        assert_eq!(f.as_deref(), Some("currency"));
+        assert!(d.contains("NUL"), "{d}");
+        assert!(has_encoded_nul("/profiles/a%00b"));
+        assert!(!has_encoded_nul("/profiles/a%20b%100"));
     }
 
     #[test]

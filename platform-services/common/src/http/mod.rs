@@ -3,6 +3,9 @@
 
 pub mod docs;
 pub mod extract;
+pub mod openapi;
+
+use openapi::BearerAuth;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +21,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 use utoipa::openapi::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi as _, ToSchema};
+use utoipa::{OpenApi as _, ToSchema};
 
 use crate::auth::{CurrentUser, TokenVerifier, User};
 use crate::health::{Readiness, ReadinessReport};
@@ -39,12 +41,15 @@ pub struct Platform {
     pub metrics: Arc<Metrics>,
 }
 
+/// The largest request body a service reads.
+const BODY_LIMIT: usize = 1 << 20;
+
 /// The shared routes that Docker's healthcheck and Prometheus call on a timer: answered
 /// inside a `probe` span, which trace export leaves out.
 const PROBE_ROUTES: [&str; 3] = ["/health", "/readiness", "/metrics"];
 
 /// The full application: shared routes, the service's routes, and the middleware stack.
-pub fn router(platform: Platform, service_routes: Router, doc: OpenApi) -> Router {
+pub fn router(platform: Platform, service_routes: Router, doc: openapi::Document) -> Router {
     let verifier = platform.verifier.clone();
     let platform = Arc::new(platform);
     Router::new()
@@ -59,44 +64,28 @@ pub fn router(platform: Platform, service_routes: Router, doc: OpenApi) -> Route
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(verifier))
         .layer(Extension(platform))
-        .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(middleware::from_fn(read_body))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
 /// The service's OpenAPI document: the shared routes plus `service_doc`.
-pub fn openapi(service: &str, service_doc: OpenApi) -> OpenApi {
+pub fn openapi(service: &str, service_doc: OpenApi) -> openapi::Document {
     let mut doc = CommonApi::openapi();
     doc.merge(service_doc);
     doc.info.title = service.to_string();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc
+    openapi::complete(doc)
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(health, readiness, me),
-    components(schemas(Problem, User, MeResponse, HealthResponse)),
+    paths(health, readiness, metrics, me, docs::openapi_json, docs::docs_page),
+    components(schemas(Problem, User, MeResponse, HealthResponse, ReadinessReport)),
     modifiers(&BearerAuth)
 )]
 struct CommonApi;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
@@ -112,7 +101,8 @@ pub struct MeResponse {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "platform", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(get, path = "/health", tag = "platform", operation_id = "health",
+    responses((status = 200, body = HealthResponse, example = json!({"status": "ok", "service": "svc-forex"}))))]
 async fn health(Extension(p): Extension<Arc<Platform>>) -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok",
@@ -121,9 +111,9 @@ async fn health(Extension(p): Extension<Arc<Platform>>) -> Json<HealthResponse> 
 }
 
 /// Readiness: database, Redis and Kafka each checked; 503 when one is down.
-#[utoipa::path(get, path = "/readiness", tag = "platform", responses(
-    (status = 200, description = "every dependency is up"),
-    (status = 503, description = "at least one dependency is down")
+#[utoipa::path(get, path = "/readiness", tag = "platform", operation_id = "readiness", responses(
+    (status = 200, description = "every dependency is up", body = ReadinessReport),
+    (status = 503, description = "at least one dependency is down", body = ReadinessReport)
 ))]
 async fn readiness(Extension(p): Extension<Arc<Platform>>) -> Response {
     let report: ReadinessReport = p.readiness.report().await;
@@ -135,6 +125,11 @@ async fn readiness(Extension(p): Extension<Arc<Platform>>) -> Response {
     (status, Json(report)).into_response()
 }
 
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "platform", operation_id = "metrics", responses(
+    (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String,
+        example = "# TYPE finctl_http_requests_total counter")
+))]
 async fn metrics(Extension(p): Extension<Arc<Platform>>) -> Response {
     (
         [(
@@ -147,9 +142,9 @@ async fn metrics(Extension(p): Extension<Arc<Platform>>) -> Response {
 }
 
 /// The caller, as the service sees them.
-#[utoipa::path(get, path = "/me", tag = "platform", security(("bearer" = [])), responses(
-    (status = 200, body = MeResponse),
-    (status = 401, body = Problem, content_type = "application/problem+json")
+#[utoipa::path(get, path = "/me", tag = "platform", operation_id = "me", security(("bearer" = [])), responses(
+    (status = 200, body = MeResponse, example = json!({"status": "ok", "service": "svc-forex",
+        "user": {"username": "admin", "email": "admin@innover.local", "roles": ["admin"]}}))
 ))]
 async fn me(
     Extension(p): Extension<Arc<Platform>>,
@@ -160,6 +155,39 @@ async fn me(
         service: p.service.clone(),
         user,
     })
+}
+
+/// Reads the whole request body before the request is routed. A handler that answers without
+/// reading it (a 401 before the body, a 400 on the content type) would leave the body unread,
+/// and hyper then closes the connection with those bytes pending: the TCP reset can destroy
+/// the answer before a client still sending its body (the gateway streams it) has read it,
+/// which the gateway can only report as a 502.
+async fn read_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Err(e) => {
+            let detail = format!("the body could not be read: {e}");
+            let inner = e.into_inner();
+            let too_large = inner.is::<http_body_util::LengthLimitError>()
+                || std::error::Error::source(inner.as_ref())
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {BODY_LIMIT} bytes"),
+                )
+                .into_response()
+            } else {
+                CommonError::InvalidBody {
+                    field: None,
+                    detail,
+                }
+                .into_response()
+            }
+        }
+    }
 }
 
 async fn not_found() -> CommonError {
