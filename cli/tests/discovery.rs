@@ -385,3 +385,44 @@ services:
     finctl(&["down"]).assert_status(0);
     assert!(project.labelled(&["ps", "-a"]).is_empty());
 }
+
+/// As with `docker compose -p NAME ps`: with a project name and no Compose file where it runs,
+/// finctl acts on the running stack of that name as it was started; without a running stack
+/// the error says no file was found.
+#[test]
+fn a_project_name_alone_finds_the_running_stack() {
+    let project = Project::compose_yaml("finctl-disc-name", STACK);
+    let file = file_of(&project);
+    Test::new()
+        .args(["-f", &file, "-p", &project.name, "up", "--timeout", "90s"])
+        .current_dir("/")
+        .assert_status(0);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let rows = Test::new()
+        .args(["--json", "-p", &project.name, "ps"])
+        .env_remove("COMPOSE_FILE")
+        .current_dir(elsewhere.path())
+        .assert_status(0)
+        .json();
+    let mut services: Vec<&str> = rows
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|r| r["service"].as_str())
+        .collect();
+    services.sort_unstable();
+    assert_eq!(services, ["app", "db", "init"]);
+    Test::new()
+        .args(["-p", &project.name, "down"])
+        .env_remove("COMPOSE_FILE")
+        .current_dir(elsewhere.path())
+        .assert_status(0);
+    assert!(project.labelled(&["ps", "-a"]).is_empty());
+    // Nothing of that name runs any more: the usual error.
+    Test::new()
+        .args(["-p", &project.name, "ps"])
+        .env_remove("COMPOSE_FILE")
+        .current_dir(elsewhere.path())
+        .assert_status(2)
+        .stderr_contains("no compose/docker-compose.yml, compose.yaml or docker-compose.yml");
+}

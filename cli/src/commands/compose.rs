@@ -24,7 +24,12 @@ pub async fn load(
     args: &StackArgs,
     printer: &Printer,
 ) -> anyhow::Result<Stack> {
-    let options = options(global, args)?;
+    let options = match options(global, args) {
+        Ok(options) => options,
+        // `finctl -p NAME ps` anywhere, as with `docker compose -p NAME ps`: no file found
+        // here, but a running stack of that name says which files it was started with.
+        Err(err) => return by_project_name(global, args, err, printer).await,
+    };
     let stack = load_options(&options, printer)?;
     let Some(started) = running(&stack.project_name).await else {
         return Ok(stack);
@@ -70,6 +75,45 @@ pub async fn load(
         remembered = remembered.with_working_dir(PathBuf::from(dir));
     }
     load_options(&remembered, printer)
+}
+
+/// No Compose file found: with a project name (`-p`, `COMPOSE_PROJECT_NAME`) and no files or
+/// profiles named, the running stack of that name as it was started; otherwise `err`.
+async fn by_project_name(
+    global: &GlobalArgs,
+    args: &StackArgs,
+    err: anyhow::Error,
+    printer: &Printer,
+) -> anyhow::Result<Stack> {
+    let name = global.project_name.clone().or_else(|| {
+        std::env::var(finctl_env::COMPOSE_PROJECT_NAME)
+            .ok()
+            .filter(|n| !n.is_empty())
+    });
+    let Some(name) = name.filter(|_| !explicit(global, args)) else {
+        return Err(err);
+    };
+    let Some(started) = running(&name).await else {
+        return Err(err);
+    };
+    if started
+        .files
+        .iter()
+        .any(|f| f.as_str() == stack::STDIN || !Path::new(f).is_file())
+    {
+        return Err(err);
+    }
+    printer.detail(&format!(
+        "acting on the running stack `{name}` as it was started: {}",
+        describe(&started)
+    ));
+    let mut options = LoadOptions::new(started.files.iter().map(PathBuf::from).collect())
+        .with_profiles(started.profiles.clone().unwrap_or_default())
+        .with_project_name(Some(name));
+    if let Some(dir) = &started.working_dir {
+        options = options.with_working_dir(PathBuf::from(dir));
+    }
+    load_options(&options, printer)
 }
 
 /// [`load`] without looking at the running stack, with each Compose file's path passed
