@@ -145,14 +145,16 @@ pub struct StartedWith {
 }
 
 /// What the project's containers say about how they were started; `None` when nothing of
-/// the project exists. Containers of several `up`s are merged: files and profiles in the
-/// order first seen.
+/// the project exists. Containers of several `up`s from the same folder are merged (newest
+/// first): files and profiles in the order first seen; containers left by an `up` from another
+/// folder (another checkout) are not mixed in.
 pub async fn started_with(engine: &Engine, project: &str) -> anyhow::Result<Option<StartedWith>> {
     let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&finctl_engine::labels::project_filter(project))
         .build();
-    let summaries = engine.api().list_containers(Some(options)).await?;
+    let mut summaries = engine.api().list_containers(Some(options)).await?;
+    summaries.sort_by_key(|s| std::cmp::Reverse(s.created.unwrap_or_default()));
     let labels = summaries.iter().filter_map(|s| s.labels.as_ref());
     Ok(merge_labels(labels))
 }
@@ -163,6 +165,12 @@ fn merge_labels<'a>(
     use finctl_engine::labels::{CONFIG_FILES, PROFILES, WORKING_DIR};
     let mut started: Option<StartedWith> = None;
     for labels in labels {
+        if let Some(first) = &started
+            && let (Some(dir), Some(first_dir)) = (labels.get(WORKING_DIR), &first.working_dir)
+            && dir != first_dir
+        {
+            continue;
+        }
         let started = started.get_or_insert_with(StartedWith::default);
         let list = |name: &str| {
             labels.get(name).map(|value| {
@@ -313,6 +321,13 @@ services:
             started.profiles,
             Some(vec!["gateway".to_owned(), "cluster".to_owned()])
         );
+        // A container left by an `up` in another folder is not mixed in.
+        let other = HashMap::from([
+            (CONFIG_FILES.to_owned(), "/q/a.yml".to_owned()),
+            (WORKING_DIR.to_owned(), "/q".to_owned()),
+        ]);
+        let started = merge_labels([&a, &other].into_iter()).unwrap();
+        assert_eq!(started.files, ["/p/a.yml", "/p/b.yml"]);
         // Containers from before the profiles label: profiles unknown, not "none".
         assert_eq!(merge_labels([&a].into_iter()).unwrap().profiles, None);
         assert_eq!(merge_labels(std::iter::empty()), None);
