@@ -68,12 +68,7 @@ pub async fn load(
         "acting on the running stack `{}` as it was started: {was}",
         stack.project_name
     ));
-    let mut remembered = LoadOptions::new(started.files.iter().map(PathBuf::from).collect())
-        .with_profiles(started.profiles.clone().unwrap_or(options.profiles))
-        .with_project_name(Some(stack.project_name.clone()));
-    if let Some(dir) = &started.working_dir {
-        remembered = remembered.with_working_dir(PathBuf::from(dir));
-    }
+    let remembered = as_started(&started, stack.project_name.clone(), options.profiles);
     load_options(&remembered, printer)
 }
 
@@ -107,13 +102,19 @@ async fn by_project_name(
         "acting on the running stack `{name}` as it was started: {}",
         describe(&started)
     ));
+    load_options(&as_started(&started, name, Vec::new()), printer)
+}
+
+/// The load options of the running stack `name` as it was started (`profiles` where its
+/// containers predate the profiles label).
+fn as_started(started: &StartedWith, name: String, profiles: Vec<String>) -> LoadOptions {
     let mut options = LoadOptions::new(started.files.iter().map(PathBuf::from).collect())
-        .with_profiles(started.profiles.clone().unwrap_or_default())
+        .with_profiles(started.profiles.clone().unwrap_or(profiles))
         .with_project_name(Some(name));
     if let Some(dir) = &started.working_dir {
         options = options.with_working_dir(PathBuf::from(dir));
     }
-    load_options(&options, printer)
+    options
 }
 
 /// [`load`] without looking at the running stack, with each Compose file's path passed
