@@ -117,6 +117,10 @@ pub enum CommonError {
     Conflict(String),
     #[error("{0} is unavailable")]
     DependencyUnavailable(&'static str),
+    /// A serialization conflict (SQLSTATE 40001) that outlived its retries; the request may
+    /// be sent again.
+    #[error("the database is busy with conflicting changes; retry the request")]
+    Contention(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -139,7 +143,7 @@ impl ApiError for CommonError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::DependencyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DependencyUnavailable(_) | Self::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +157,7 @@ impl ApiError for CommonError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::DependencyUnavailable(_) => "dependency_unavailable",
+            Self::Contention(_) => "contention",
             Self::Internal(_) => "internal",
         }
     }
@@ -186,6 +191,11 @@ impl From<crate::db::PoolError> for CommonError {
 #[macro_export]
 macro_rules! impl_db_error_conversions {
     ($t:ty) => {
+        impl $crate::db::Retryable for $t {
+            fn is_retryable(&self) -> bool {
+                matches!(self, Self::Common(c) if $crate::db::Retryable::is_retryable(c))
+            }
+        }
         impl ::std::convert::From<$crate::db::DbError> for $t {
             fn from(e: $crate::db::DbError) -> Self {
                 $crate::CommonError::from(e).into()
@@ -208,6 +218,7 @@ impl From<crate::db::DbError> for CommonError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
             crate::db::DbError::Unavailable(_) => Self::DependencyUnavailable("database"),
+            crate::db::DbError::Retry(e) => Self::Contention(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }
