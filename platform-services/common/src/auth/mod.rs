@@ -157,6 +157,7 @@ mod tests {
     #[test]
     fn guards() {
         let u = User {
+            id: "x".into(),
             username: "x".into(),
             email: None,
             roles: vec!["finance".into()],

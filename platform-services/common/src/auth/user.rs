@@ -5,6 +5,10 @@ use utoipa::ToSchema;
 /// The caller, normalised from whichever claims the IdP uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
+    /// The stable subject (`sub`, or the IdP's user-id claim): what data is keyed by. A
+    /// username can be renamed; the subject cannot.
+    pub id: String,
+    /// For display and logs only.
     pub username: String,
     pub email: Option<String>,
     pub roles: Vec<String>,
@@ -27,6 +31,9 @@ const USERNAME_CLAIMS: &[&str] = &[
     "sub",
 ];
 
+/// Claims that carry the stable subject; without one, the username stands in.
+const SUBJECT_CLAIMS: &[&str] = &["sub", "http://wso2.org/claims/userid"];
+
 impl User {
     /// `None` when no claim names the user.
     pub fn from_claims(claims: &Value) -> Option<User> {
@@ -35,6 +42,13 @@ impl User {
             .find_map(|c| claims.get(*c).and_then(Value::as_str))
             .map(str::trim)
             .filter(|s| !s.is_empty())?
+            .to_string();
+        let id = SUBJECT_CLAIMS
+            .iter()
+            .find_map(|c| claims.get(*c).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&username)
             .to_string();
         let email = claims
             .get("email")
@@ -55,6 +69,7 @@ impl User {
             }
         }
         Some(User {
+            id,
             username,
             email,
             roles,
@@ -150,6 +165,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(u.username, "admin");
+        assert_eq!(u.id, "1234", "data is keyed by the subject, not the mutable username");
         assert_eq!(u.email.as_deref(), Some("admin@innover.local"));
         assert!(u.roles.is_empty());
     }
@@ -162,6 +178,7 @@ mod tests {
     #[test]
     fn role_checks() {
         let u = User {
+            id: "a".into(),
             username: "a".into(),
             email: None,
             roles: vec!["admin".into(), "finance".into()],

@@ -126,6 +126,7 @@ mod tests {
 
     fn user(name: &str) -> User {
         User {
+            id: name.into(),
             username: name.into(),
             email: None,
             roles: vec!["user".into()],
