@@ -9,8 +9,8 @@
 //! - finance and admin post; auditor reads.
 
 mod accounts;
+pub mod book;
 mod error;
-mod store;
 mod transfers;
 
 use axum::Router;
@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "accounts and transfers",
         sql: include_str!("../migrations/0001_accounts_and_transfers.sql"),
     },
+    Migration {
+        version: 2,
+        name: "account kinds and two-phase transfers",
+        sql: include_str!("../migrations/0002_two_phase_and_kinds.sql"),
+    },
     OUTBOX_MIGRATION,
 ];
 
@@ -40,13 +45,17 @@ const MIGRATIONS: &[Migration] = &[
         accounts::create,
         accounts::get_one,
         transfers::create,
+        transfers::create_linked,
         transfers::get_one
     ),
     components(schemas(
         accounts::NewAccount,
-        accounts::Account,
-        transfers::NewTransfer,
-        transfers::Transfer
+        book::Account,
+        book::AccountKind,
+        book::NewTransfer,
+        book::Transfer,
+        book::TransferKind,
+        transfers::LinkedTransfers
     ))
 )]
 struct Api;
@@ -73,6 +82,7 @@ fn router(state: State) -> Router {
         .route("/accounts", post(accounts::create))
         .route("/accounts/{id}", get(accounts::get_one))
         .route("/transfers", post(transfers::create))
+        .route("/transfers/linked", post(transfers::create_linked))
         .route("/transfers/{id}", get(transfers::get_one))
         .with_state(state)
 }
