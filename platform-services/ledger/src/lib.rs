@@ -11,6 +11,7 @@
 mod accounts;
 pub mod book;
 mod error;
+pub mod saga;
 mod transfers;
 
 use axum::Router;
