@@ -80,12 +80,12 @@ pub struct PaymentCommands {
 }
 
 impl EventHandler for PaymentCommands {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
         event: &'a EventEnvelope,
-    ) -> impl Future<Output = Result<(), String>> + Send + 'a {
-        async move {
+    ) -> Result<(), String> {
+        {
             let outcome: Result<(), LedgerError> = async {
                 match event.kind.as_str() {
                     HOLD_REQUESTED => {
