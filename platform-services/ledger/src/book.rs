@@ -741,6 +741,7 @@ async fn resolve(tx: &Transaction<'_>, t: &NewTransfer, by: &str) -> Result<Tran
     if p.kind != TransferKind::Pending {
         return Err(LedgerError::PendingNotFound(pending_id.to_string()));
     }
+    check_given_fields(t, &p)?;
     let post = t.kind == TransferKind::PostPending;
     match p.state.as_deref() {
         Some("pending") => {}
@@ -793,6 +794,37 @@ async fn resolve(tx: &Transaction<'_>, t: &NewTransfer, by: &str) -> Result<Tran
         by,
     )
     .await
+}
+
+/// A post or void resolves the pending transfer as it is: what the caller gave besides
+/// `pending_id` (nil, 0 and empty mean "the pending transfer's") must match it, so a post
+/// meant for another amount or account is refused rather than posted in full.
+fn check_given_fields(t: &NewTransfer, p: &Transfer) -> Result<(), LedgerError> {
+    let mismatch = [
+        (
+            "debit_account_id",
+            !t.debit_account_id.is_nil() && t.debit_account_id != p.debit_account_id,
+        ),
+        (
+            "credit_account_id",
+            !t.credit_account_id.is_nil() && t.credit_account_id != p.credit_account_id,
+        ),
+        ("amount", t.amount != 0 && t.amount != p.amount),
+        (
+            "currency",
+            !t.currency.is_empty() && t.currency != p.currency,
+        ),
+    ]
+    .into_iter()
+    .find_map(|(field, differs)| differs.then_some(field));
+    match mismatch {
+        Some(field) => Err(platform_common::CommonError::validation(
+            field,
+            "must be the pending transfer's (or left nil, 0 or empty)",
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -68,7 +68,7 @@ impl From<&Payment> for PaymentUpdate {
             amount: p.amount,
             currency: p.currency.clone(),
             payee: p.payee.clone(),
-            updated_at: p.created_at,
+            updated_at: p.updated_at,
         }
     }
 }
@@ -229,7 +229,7 @@ async fn stream(s: State, user: User, mut socket: WebSocket) {
                 Some(Ok(_)) => unanswered = 0,
             },
             change = changes.recv() => match change {
-                Ok(c) if c.owner == user.username => {
+                Ok(c) if c.owner == user.id => {
                     let mut msg = json!(c.update);
                     msg["type"] = "payment".into();
                     if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
@@ -268,7 +268,7 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 async fn send_snapshot(s: &State, user: &User, socket: &mut WebSocket) -> Result<(), ()> {
-    let payments = match open_payments(s, &user.username).await {
+    let payments = match open_payments(s, &user.id).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "payment updates: reading the snapshot failed");

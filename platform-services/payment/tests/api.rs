@@ -1,8 +1,12 @@
-//! payment with the real rule-engine (in-process, on 127.0.0.1), real Postgres and Redis.
+//! payment with the real rule-engine (in-process, on 127.0.0.1), real Postgres and Redis;
+//! wallets are ledger accounts on the same database.
+
+mod harness;
 
 use axum::http::StatusCode;
 use platform_testing::{TestIdp, call, service_app};
 use serde_json::json;
+use uuid::Uuid;
 
 /// Serves rule-engine on a loopback port; returns its base URL.
 async fn rule_engine(idp: &TestIdp) -> (String, Vec<platform_testing::infra::Guard>) {
@@ -25,12 +29,24 @@ async fn serve_rule_engine(
 async fn idempotent_payments_checked_by_rule_engine() {
     let idp = TestIdp::start().await;
     let (rules_url, _g1) = rule_engine(&idp).await;
-    let (app, ctx, _g2) =
-        service_app(&payment::spec(), &idp, &[("RULE_ENGINE_URL", &rules_url)]).await;
+    // The KYC gate is above the rule engine's user limit here, so the limit decides.
+    let (app, ctx, _g2) = service_app(
+        &payment::spec(),
+        &idp,
+        &[
+            ("RULE_ENGINE_URL", &rules_url),
+            ("PAYMENT_KYC_THRESHOLD", "100000000"),
+        ],
+    )
+    .await;
+    harness::with_neighbours(&ctx.db).await;
     let alice = idp.token("alice", &["user"]);
     let bob = idp.token("bob", &["user"]);
     let auditor = idp.token("auditor", &["auditor"]);
-    let body = json!({"amount": 2500, "currency": "USD", "payee": "acme"});
+    let alices = harness::wallet(&ctx.db, "alice", "USD", 0).await;
+    harness::wallet(&ctx.db, "bob", "USD", 0).await;
+    let acme = harness::wallet(&ctx.db, "acme", "USD", 0).await;
+    let body = json!({"amount": 2500, "currency": "USD", "payee_wallet_id": acme, "payee": "acme"});
 
     let (s, _) = call(
         &app,
@@ -70,7 +86,20 @@ async fn idempotent_payments_checked_by_rule_engine() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
-    assert_eq!(first["status"], "initiated");
+    assert_eq!(
+        (
+            &first["status"],
+            &first["payee"],
+            &first["payer_wallet_id"],
+            &first["payee_wallet_id"]
+        ),
+        (
+            &json!("screened"),
+            &json!("acme"),
+            &json!(alices),
+            &json!(acme)
+        )
+    );
     let (s, again) = call(
         &app,
         "POST",
@@ -81,13 +110,15 @@ async fn idempotent_payments_checked_by_rule_engine() {
     )
     .await;
     assert_eq!((s, &again), (StatusCode::CREATED, &first));
+    let mut other = body.clone();
+    other["amount"] = json!(2501);
     let (s, b) = call(
         &app,
         "POST",
         "/payments",
         Some(&alice),
         &[("idempotency-key", "k1")],
-        Some(json!({"amount": 2501, "currency": "USD", "payee": "acme"})),
+        Some(other),
     )
     .await;
     assert_eq!(
@@ -106,19 +137,21 @@ async fn idempotent_payments_checked_by_rule_engine() {
     .await;
     assert_eq!(s, StatusCode::CREATED);
 
-    // Above the user limit: recorded as rejected with reasons, no event.
+    // Above the user limit: recorded as rejected with the rule engine's reasons.
+    let mut big = body.clone();
+    big["amount"] = json!(5_000_000);
     let (s, b) = call(
         &app,
         "POST",
         "/payments",
         Some(&alice),
         &[("idempotency-key", "big")],
-        Some(json!({"amount": 5_000_000, "currency": "USD", "payee": "acme"})),
+        Some(big),
     )
     .await;
     assert_eq!(
-        (s, b["status"].as_str()),
-        (StatusCode::CREATED, Some("rejected")),
+        (s, b["status"].as_str(), b["failure_reason"].as_str()),
+        (StatusCode::CREATED, Some("rejected"), Some("rule_denied")),
         "{b}"
     );
     assert!(b["reasons"][0].as_str().unwrap().contains("exceeds"));
@@ -145,31 +178,72 @@ async fn idempotent_payments_checked_by_rule_engine() {
     );
 
     // Bad input changes nothing.
-    for (b, field) in [
+    let settlement = ledger::book::settlement_account_id("USD");
+    for (b, status, code, field) in [
         (
-            json!({"amount": -1, "currency": "USD", "payee": "x"}),
+            json!({"amount": -1, "currency": "USD", "payee_wallet_id": acme}),
+            422,
+            "validation_failed",
             "amount",
         ),
         (
-            serde_json::from_str(
-                r#"{"amount": 99999999999999999999, "currency": "USD", "payee": "x"}"#,
-            )
+            serde_json::from_str(&format!(
+                r#"{{"amount": 99999999999999999999, "currency": "USD", "payee_wallet_id": "{acme}"}}"#
+            ))
             .unwrap(),
+            422,
+            "validation_failed",
             "amount",
         ),
         (
-            json!({"amount": 1.5, "currency": "USD", "payee": "x"}),
+            json!({"amount": 1.5, "currency": "USD", "payee_wallet_id": acme}),
+            422,
+            "validation_failed",
             "amount",
         ),
         (
-            json!({"amount": 1, "currency": "ABC", "payee": "x"}),
+            json!({"amount": 1, "currency": "ABC", "payee_wallet_id": acme}),
+            422,
+            "validation_failed",
             "currency",
         ),
         (
-            json!({"amount": 1, "currency": "USD", "payee": ""}),
+            json!({"amount": 1, "currency": "USD", "payee_wallet_id": acme, "payee": ""}),
+            422,
+            "validation_failed",
             "payee",
         ),
-        (json!({"amount": 1, "currency": "USD"}), "payee"),
+        (
+            json!({"amount": 1, "currency": "USD", "payee": "acme"}),
+            422,
+            "validation_failed",
+            "payee_wallet_id",
+        ),
+        (
+            json!({"amount": 1, "currency": "USD", "payee_wallet_id": Uuid::new_v4()}),
+            422,
+            "payee_wallet_not_found",
+            "payee_wallet_id",
+        ),
+        (
+            // The ledger's own accounts are no one's wallet.
+            json!({"amount": 1, "currency": "USD", "payee_wallet_id": settlement}),
+            422,
+            "payee_wallet_not_found",
+            "payee_wallet_id",
+        ),
+        (
+            json!({"amount": 1, "currency": "EUR", "payee_wallet_id": acme}),
+            422,
+            "payer_wallet_not_found",
+            "currency",
+        ),
+        (
+            json!({"amount": 1, "currency": "USD", "payee_wallet_id": alices}),
+            422,
+            "same_wallet",
+            "payee_wallet_id",
+        ),
     ] {
         let (s, r) = call(
             &app,
@@ -181,27 +255,27 @@ async fn idempotent_payments_checked_by_rule_engine() {
         )
         .await;
         assert_eq!(
-            (s, r["field"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            (s.as_u16(), r["code"].as_str(), r["field"].as_str()),
+            (status, Some(code), Some(field)),
             "{b}: {r}"
         );
     }
 
+    // Every payment recorded was announced; the rejected one ended as payment.failed.
     let c = ctx.db.get().await.unwrap();
-    let payments: i64 = c
-        .query_one("SELECT count(*) FROM payments", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let events: i64 = c
-        .query_one(
-            "SELECT count(*) FROM outbox WHERE topic = 'payment.initiated'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!((payments, events), (3, 2));
+    let count = |sql: &'static str| {
+        let c = &c;
+        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM payments").await, 3);
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE topic = 'payment.initiated'").await,
+        3
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE topic = 'payment.failed'").await,
+        1
+    );
 }
 
 async fn stored_keys(c: &platform_common::db::Client) -> i64 {
@@ -220,8 +294,11 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let url = format!("http://{addr}");
     drop(dead);
     let (app, ctx, _g) = service_app(&payment::spec(), &idp, &[("RULE_ENGINE_URL", &url)]).await;
+    harness::with_neighbours(&ctx.db).await;
     let alice = idp.token("alice", &["user"]);
-    let body = json!({"amount": 100, "currency": "EUR", "payee": "acme"});
+    harness::wallet(&ctx.db, "alice", "EUR", 0).await;
+    let acme = harness::wallet(&ctx.db, "acme", "EUR", 0).await;
+    let body = json!({"amount": 100, "currency": "EUR", "payee_wallet_id": acme});
     // The same request, the same key, each time.
     let pay = || {
         call(
@@ -241,15 +318,18 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
             Some("rule_engine_unavailable")
         )
     );
+    // The key was reserved with the payment before screening: the payment waits, initiated.
     let c = ctx.db.get().await.unwrap();
-    assert_eq!(
-        stored_keys(&c).await,
-        0,
-        "nothing stored, so the client's retry is free to succeed later"
-    );
+    assert_eq!(stored_keys(&c).await, 1);
+    let status: String = c
+        .query_one("SELECT status FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "initiated");
 
     // The rule engine comes back on the same address; the same request with the same key
-    // now goes through.
+    // screens that payment.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("the reserved port is free again");
@@ -257,14 +337,16 @@ async fn rule_engine_down_is_503_and_a_retry_then_succeeds() {
     let (s, b) = pay().await;
     assert_eq!(
         (s, b["status"].as_str()),
-        (StatusCode::CREATED, Some("initiated")),
+        (StatusCode::CREATED, Some("screened")),
         "{b}"
     );
-    assert_eq!(
-        stored_keys(&c).await,
-        1,
-        "the successful retry is stored once"
-    );
+    assert_eq!(stored_keys(&c).await, 1, "one key");
+    let payments: i64 = c
+        .query_one("SELECT count(*) FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(payments, 1, "one payment");
 }
 
 mod updates {
@@ -325,14 +407,14 @@ mod updates {
         }
     }
 
-    async fn pay(app: &axum::Router, token: &str, key: &str, amount: i64) -> Value {
+    async fn pay(app: &axum::Router, token: &str, key: &str, amount: i64, payee: Uuid) -> Value {
         let (s, b) = call(
             app,
             "POST",
             "/payments",
             Some(token),
             &[("idempotency-key", key)],
-            Some(json!({"amount": amount, "currency": "USD", "payee": "acme"})),
+            Some(json!({"amount": amount, "currency": "USD", "payee_wallet_id": payee})),
         )
         .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
@@ -341,13 +423,15 @@ mod updates {
 
     #[tokio::test]
     async fn websocket_sends_a_snapshot_then_the_callers_status_changes() {
-        let idp = TestIdp::start().await;
-        let (rules_url, _g1) = rule_engine(&idp).await;
-        let (app, _ctx, _g2) =
-            service_app(&payment::spec(), &idp, &[("RULE_ENGINE_URL", &rules_url)]).await;
+        // Subjects differ from usernames here: changes are routed by subject.
+        let t = harness::Payments::start().await;
+        let app = t.app.clone();
         let url = serve(app.clone()).await;
-        let alice = idp.token("alice", &["user"]);
-        let bob = idp.token("bob", &["user"]);
+        let (alice_sub, alice) = t.user("alice", &["user"]);
+        let (bob_sub, bob) = t.user("bob", &["user"]);
+        t.wallet(&alice_sub, "USD", 0).await;
+        t.wallet(&bob_sub, "USD", 0).await;
+        let acme = t.wallet("acme", "USD", 0).await;
 
         // No token, a bad token in any of the three places: refused before the upgrade.
         assert_eq!(refused_status(&url, None).await, 401);
@@ -383,7 +467,7 @@ mod updates {
             json!({"type": "snapshot", "payments": []})
         );
 
-        let created = pay(&app, &alice, "ws-1", 2500).await;
+        let created = pay(&app, &alice, "ws-1", 2500, acme).await;
         let msg = next_json(&mut ws_alice).await;
         assert_eq!(
             (
@@ -396,7 +480,7 @@ mod updates {
             (
                 &json!("payment"),
                 &created["id"],
-                &json!("initiated"),
+                &json!("screened"),
                 &json!(2500),
                 &json!("USD")
             ),
@@ -404,8 +488,8 @@ mod updates {
         );
         assert!(msg["updated_at"].is_string(), "{msg}");
         // A rejected payment is a change too, and a replayed request is not.
-        let rejected = pay(&app, &alice, "ws-2", 5_000_000).await;
-        pay(&app, &alice, "ws-1", 2500).await;
+        let rejected = pay(&app, &alice, "ws-2", 5_000_000, acme).await;
+        pay(&app, &alice, "ws-1", 2500, acme).await;
         let msg = next_json(&mut ws_alice).await;
         assert_eq!(
             (&msg["payment_id"], &msg["status"]),
@@ -413,7 +497,7 @@ mod updates {
         );
 
         // Bob's first message is his own payment: alice's were not sent to him.
-        let bobs = pay(&app, &bob, "ws-1", 100).await;
+        let bobs = pay(&app, &bob, "ws-1", 100, acme).await;
         assert_eq!(next_json(&mut ws_bob).await["payment_id"], bobs["id"]);
 
         // A new connection's snapshot lists the payments that can still change, not the rejected.
