@@ -289,10 +289,12 @@ async fn concurrent_transfers_keep_invariants() {
         statuses.contains(&StatusCode::CONFLICT),
         "some transfers must hit the overdraft rule"
     );
+    // SERIALIZABLE: a transfer that loses every retry on these five hot accounts is a 503
+    // `contention` that applied nothing (the balances below count only the 201s).
     assert!(
-        statuses
-            .iter()
-            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+        statuses.iter().all(|s| *s == StatusCode::CREATED
+            || *s == StatusCode::CONFLICT
+            || *s == StatusCode::SERVICE_UNAVAILABLE),
         "{statuses:?}"
     );
 

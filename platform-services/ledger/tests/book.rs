@@ -131,7 +131,7 @@ pub async fn assert_conserved(pool: &Pool) {
             "{cur}: wallets and liquidity = deposits - withdrawals"
         );
     }
-    let mismatched: Vec<(Uuid, i64, i64, i64, i64, i64, i64, i64, i64)> = c
+    let mismatched: Vec<String> = c
         .query(
             "WITH moved AS (
                  SELECT debit_account_id AS id, amount AS dp, 0::BIGINT AS cp, 0::BIGINT AS dq, 0::BIGINT AS cq
@@ -155,16 +155,18 @@ pub async fn assert_conserved(pool: &Pool) {
         .unwrap()
         .iter()
         .map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-                r.get(6),
-                r.get(7),
-                r.get(8),
+            let n = |i: usize| r.get::<_, i64>(i);
+            format!(
+                "{}: debits_posted {} vs {}, credits_posted {} vs {}, debits_pending {} vs {}, credits_pending {} vs {}",
+                r.get::<_, Uuid>(0),
+                n(1),
+                n(2),
+                n(3),
+                n(4),
+                n(5),
+                n(6),
+                n(7),
+                n(8)
             )
         })
         .collect();

@@ -187,6 +187,38 @@ async fn a_frozen_payee_fails_the_payment_and_an_expired_hold_is_released() {
     let done = t.get(&alice_token, &p["id"]).await;
     assert_eq!(done["failure_reason"], "wallet_frozen", "{done}");
 
+    // Held, then the payee's wallet is frozen before the post: the post is refused, the hold
+    // voided first, and only then does the payment fail.
+    let (_, p) = t.pay(&alice_token, "f2", body(1_000, "USD", payee)).await;
+    t.pump
+        .drain_until(|topic| topic == "payment.post_requested")
+        .await;
+    t.freeze(payee).await;
+    let delivered = t.pump.drain().await;
+    assert_eq!(
+        delivered,
+        [
+            "payment.post_requested",
+            "ledger.post_failed",
+            "payment.void_requested",
+            "ledger.voided",
+            "payment.failed"
+        ]
+    );
+    let done = t.get(&alice_token, &p["id"]).await;
+    assert_eq!(
+        statuses(&done),
+        ["initiated", "screened", "held", "voiding", "failed"],
+        "{done}"
+    );
+    assert_eq!(done["failure_reason"], "wallet_frozen");
+    assert_eq!(
+        t.balance(payer).await,
+        (10_000, 10_000),
+        "the hold was released"
+    );
+    let payee = t.wallet(&bob, "USD", 0).await;
+
     // Held, then the hold times out before the post is delivered: the payment fails
     // `hold_expired` and the payer gets everything back.
     let (_, p) = t.pay(&alice_token, "e1", body(1_000, "USD", payee)).await;
