@@ -78,6 +78,7 @@ pub fn spec() -> ServiceSpec {
             }))
         },
         tasks: |_: &mut TaskRegistry, _| {},
+        consumers: |_| Vec::new(),
     }
 }
 
