@@ -563,3 +563,67 @@ async fn the_worker_runs_the_subscriptions_its_service_spec_declares() {
     .unwrap();
     assert!(found, "the worker created the dead-letter topic");
 }
+
+#[tokio::test]
+async fn an_outbox_made_before_the_claim_columns_is_upgraded_in_place() {
+    let (cfg, _g1) = infra::postgres().await;
+    let (brokers, _g2) = infra::kafka().await;
+    let pool = db::pool(&cfg, 4);
+    // The outbox as the first version of the migration made it, recorded as applied.
+    migrate::run(
+        &pool,
+        "t",
+        &[Migration {
+            version: 1000,
+            name: "outbox and processed_events",
+            sql: "CREATE TABLE outbox (
+                id UUID PRIMARY KEY, topic TEXT NOT NULL, message_key TEXT NOT NULL,
+                envelope JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+                published_at TIMESTAMPTZ);
+            CREATE INDEX outbox_pending ON outbox (published_at, created_at);
+            CREATE TABLE processed_events (consumer TEXT NOT NULL, event_id UUID NOT NULL,
+                processed_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (consumer, event_id))",
+        }],
+    )
+    .await
+    .unwrap();
+    let topic = infra::unique("legacy");
+    events::ensure_topics(&brokers, &[&topic]).await.unwrap();
+    let before = outbox_with(&pool, &topic, "key-1", 1).await;
+    // Another service applying the current migration to the shared database adds the columns.
+    migrate::run(&pool, "other-service", &[OUTBOX_MIGRATION])
+        .await
+        .unwrap();
+    let relay = OutboxRelay::new(pool.clone(), &brokers).unwrap();
+    assert_eq!(relay.relay_once().await.unwrap(), 1);
+
+    // A database where every service recorded the old migration: the relay adds them itself.
+    let (cfg, _g3) = infra::postgres().await;
+    let pool = db::pool(&cfg, 4);
+    migrate::run(
+        &pool,
+        "t",
+        &[Migration {
+            version: 1000,
+            name: "outbox and processed_events",
+            sql: "CREATE TABLE outbox (
+                id UUID PRIMARY KEY, topic TEXT NOT NULL, message_key TEXT NOT NULL,
+                envelope JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+                published_at TIMESTAMPTZ)",
+        }],
+    )
+    .await
+    .unwrap();
+    let after = outbox_with(&pool, &topic, "key-1", 1).await;
+    let relay = OutboxRelay::new(pool.clone(), &brokers).unwrap();
+    assert_eq!(relay.relay_once().await.unwrap(), 1);
+    assert_eq!(relay.relay_once().await.unwrap(), 0);
+
+    let ids: Vec<Uuid> = read_topic(&brokers, &topic, 2)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<EventEnvelope>(m.payload().unwrap()).unwrap())
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, vec![before[0].event_id, after[0].event_id]);
+}
