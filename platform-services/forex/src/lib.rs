@@ -117,6 +117,7 @@ pub fn spec() -> ServiceSpec {
                 }
             });
         },
+        consumers: |_| Vec::new(),
     }
 }
 
