@@ -74,5 +74,7 @@ pub const FOREX_SPREAD_BPS: &str = "FOREX_SPREAD_BPS";
 pub const FOREX_QUOTE_TTL_SECONDS: &str = "FOREX_QUOTE_TTL_SECONDS";
 /// forex: rates file the `forex.refresh_rates` job loads (default: the bundled file).
 pub const FOREX_RATES_FILE: &str = "FOREX_RATES_FILE";
+/// forex: seconds a rate may be quoted after forex loaded or set it (default 86400).
+pub const FOREX_MAX_RATE_AGE_SECONDS: &str = "FOREX_MAX_RATE_AGE_SECONDS";
 /// First retry delay in milliseconds; doubles per attempt, capped at 5 minutes (default 1000).
 pub const JOB_BACKOFF_BASE_MS: &str = "JOB_BACKOFF_BASE_MS";
