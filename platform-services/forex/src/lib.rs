@@ -196,7 +196,17 @@ pub fn spec() -> ServiceSpec {
                 }
             });
         },
-        consumers: |_| Vec::new(),
+        consumers: |ctx| match PaymentConversions::from_context(ctx) {
+            Ok(handler) => vec![platform_common::events::Subscription::new(
+                CONVERSIONS_CONSUMER,
+                &[PAYMENT_SCREENED],
+                handler,
+            )],
+            Err(e) => {
+                tracing::error!(error = %e, "forex settings: payment conversions do not run");
+                Vec::new()
+            }
+        },
     }
 }
 
