@@ -1,13 +1,13 @@
 //! The payment saga end to end in process: the payment API on real Postgres, the ledger's
 //! consumer (`ledger::saga::PaymentCommands`) and the payment's (`payment::saga::Saga`) fed by
-//! an in-process pump over the outbox, a rule engine stand-in that counts calls, and a forex
-//! stand-in (see `harness::FakeForex`).
+//! an in-process pump over the outbox with forex's (`forex::PaymentConversions`, on its built-in
+//! rates), and a rule engine stand-in that counts calls.
 
 mod harness;
 
 use axum::http::StatusCode;
 use futures_util::StreamExt;
-use harness::{KYC_THRESHOLD, Payments, RATE_E8};
+use harness::{KYC_THRESHOLD, Payments};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -130,10 +130,24 @@ async fn a_cross_currency_payment_is_converted_then_completes() {
         ["initiated", "screened", "converted", "held", "completed"],
         "{done}"
     );
-    let converted = 5_000 * RATE_E8 / 100_000_000;
+    let conversion = t.events(&p["id"], "forex.converted").await;
+    assert_eq!(conversion.len(), 1);
     assert_eq!(
-        (&done["payee_amount"], &done["rate_e8"]),
-        (&json!(converted), &json!(RATE_E8))
+        (
+            &conversion[0]["sell_amount"],
+            &conversion[0]["buy_currency"]
+        ),
+        (&json!(5_000), &json!("EUR"))
+    );
+    let converted = conversion[0]["buy_amount"].as_i64().unwrap();
+    assert!(converted > 0);
+    assert_eq!(
+        (&done["payee_amount"], &done["rate_e8"], &done["quote_id"]),
+        (
+            &json!(converted),
+            &conversion[0]["rate_e8"],
+            &conversion[0]["quote_id"]
+        )
     );
     assert_eq!(done["hold_ids"].as_array().unwrap().len(), 2, "both legs");
     assert_eq!(t.balance(payer).await, (5_000, 5_000));

@@ -1,7 +1,7 @@
 //! What payment's integration tests share: the payment app on real Postgres and Redis with the
 //! ledger's tables beside it (one database, as in the fleet), wallets as ledger accounts, a
 //! rule engine stand-in that counts its calls, and an in-process pump that delivers the outbox
-//! to the saga's consumers as the relay and Kafka would.
+//! to the saga's consumers (ledger, payment, forex) as the relay and Kafka would.
 #![allow(dead_code)] // each test file uses part of it
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,10 +13,8 @@ use axum::routing::post;
 use deadpool_postgres::Pool;
 use ledger::LedgerError;
 use ledger::book;
-use platform_common::db::{self, Transaction};
-use platform_common::events::{
-    self, ConsumeOutcome, EventEnvelope, EventHandler, IdempotentConsumer,
-};
+use platform_common::db;
+use platform_common::events::{ConsumeOutcome, EventEnvelope, IdempotentConsumer};
 use platform_testing::{TestIdp, TestKey, call, infra, service_app, sign};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -26,8 +24,6 @@ pub const REVIEW_ABOVE: i64 = 50_000;
 pub const DENY_ABOVE: i64 = 1_000_000;
 /// PAYMENT_KYC_THRESHOLD in these tests.
 pub const KYC_THRESHOLD: i64 = 100_000;
-/// The stand-in forex's rate: 1 unit of the payer's currency buys 0.92 of the payee's.
-pub const RATE_E8: i64 = 92_000_000;
 
 /// `POST /evaluate` on 127.0.0.1: decides by amount, counts calls, and notes each call made
 /// for a payment whose Idempotency-Key was not reserved yet (the reservation must come first).
@@ -184,18 +180,17 @@ impl Payments {
         (a.balance, a.available)
     }
 
-    /// The KYC status the gate reads for `subject`.
+    /// The KYC status the gate reads for `subject` (the profile service's table).
     pub async fn set_kyc(&self, subject: &str, status: &str) {
-        // TODO(merge): the profile service's own store once profiles are keyed by subject;
-        // payment/src/kyc.rs reads `profiles.username` with the subject today.
         self.ctx
             .db
             .get()
             .await
             .unwrap()
             .execute(
-                "INSERT INTO profiles (username, full_name, kyc_status) VALUES ($1, $1, $2)
-                 ON CONFLICT (username) DO UPDATE SET kyc_status = excluded.kyc_status",
+                "INSERT INTO user_profiles (user_id, username, full_name, kyc_status)
+                 VALUES ($1, $1, $1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET kyc_status = excluded.kyc_status",
                 &[&subject, &status],
             )
             .await
@@ -278,12 +273,15 @@ pub async fn with_neighbours(pool: &Pool) {
     platform_common::migrate::run(pool, "ledger", ledger::spec().migrations)
         .await
         .expect("ledger migrations apply");
-    pool.get()
+    platform_common::migrate::run(pool, "profile", profile::spec().migrations)
         .await
-        .unwrap()
-        .batch_execute(PROFILES)
+        .expect("profile migrations apply");
+    platform_common::migrate::run(pool, "forex", forex::spec().migrations)
         .await
-        .unwrap();
+        .expect("forex migrations apply");
+    forex::refresh_rates(pool, None, forex::ManualRates::Keep)
+        .await
+        .expect("forex's built-in rates load");
 }
 
 /// A wallet of `owner` (a subject) in `currency`: a ledger account, with `funds` deposited.
@@ -305,48 +303,6 @@ pub async fn wallet(pool: &Pool, owner: &str, currency: &str, funds: i64) -> Uui
     id
 }
 
-/// The profile service's table as the KYC gate reads it (profile/migrations/0001).
-const PROFILES: &str = "CREATE TABLE IF NOT EXISTS profiles (
-    username TEXT PRIMARY KEY,
-    email TEXT,
-    full_name TEXT NOT NULL,
-    kyc_status TEXT NOT NULL DEFAULT 'pending',
-    kyc_reviewed_by TEXT,
-    kyc_reason TEXT,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)";
-
-/// Stands in for forex's `payment.screened` consumer (forex::PaymentConversions is not on
-/// main yet): converts at [`RATE_E8`] and replies `forex.converted`.
-pub struct FakeForex;
-
-impl EventHandler for FakeForex {
-    async fn handle<'a>(
-        &'a self,
-        tx: &'a Transaction<'a>,
-        event: &'a EventEnvelope,
-    ) -> Result<(), String> {
-        let p = &event.payload;
-        if p["currency"] == p["payee_currency"] {
-            return Ok(());
-        }
-        let amount = p["amount"].as_i64().ok_or("amount")?;
-        let buy = amount * RATE_E8 / 100_000_000;
-        let reply = EventEnvelope::new(
-            "forex.converted",
-            "svc-forex",
-            json!({"payment_id": p["payment_id"], "quote_id": Uuid::new_v4(),
-                "sell_currency": p["currency"], "sell_amount": amount,
-                "buy_currency": p["payee_currency"], "buy_amount": buy, "rate_e8": RATE_E8}),
-        );
-        let key = p["payment_id"].as_str().ok_or("payment_id")?;
-        events::record(tx, key, &reply)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// Delivers unpublished outbox rows, oldest first, to the consumers subscribed to their topic
 /// (each through its own idempotent inbox), marking each row published: the relay and Kafka,
 /// in process and in order.
@@ -354,7 +310,7 @@ pub struct Pump {
     pool: Pool,
     ledger: IdempotentConsumer<ledger::saga::PaymentCommands>,
     saga: IdempotentConsumer<payment::saga::Saga>,
-    forex: IdempotentConsumer<FakeForex>,
+    forex: IdempotentConsumer<forex::PaymentConversions>,
 }
 
 impl Pump {
@@ -376,7 +332,11 @@ impl Pump {
                     hold_timeout_seconds: 30,
                 },
             ),
-            forex: IdempotentConsumer::new("forex-conversions", pool.clone(), FakeForex),
+            forex: IdempotentConsumer::new(
+                forex::CONVERSIONS_CONSUMER,
+                pool.clone(),
+                forex::PaymentConversions::new(50, std::time::Duration::from_secs(3600)),
+            ),
         }
     }
 
