@@ -11,6 +11,7 @@
 mod accounts;
 pub mod book;
 mod error;
+pub mod saga;
 mod transfers;
 
 use axum::Router;
@@ -24,6 +25,16 @@ use utoipa::OpenApi;
 pub use error::LedgerError;
 
 pub const TRANSFER_POSTED: &str = "ledger.transfer_posted";
+
+/// Every topic the ledger writes to its outbox.
+pub const PUBLISHES: &[&str] = &[
+    TRANSFER_POSTED,
+    saga::HOLD_PLACED,
+    saga::HOLD_FAILED,
+    saga::POSTED,
+    saga::POST_FAILED,
+    saga::VOIDED,
+];
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -69,11 +80,29 @@ pub fn spec() -> ServiceSpec {
     ServiceSpec {
         name: "ledger",
         migrations: MIGRATIONS,
-        publishes: &[TRANSFER_POSTED],
-        worker_uses_db: false,
+        publishes: PUBLISHES,
+        worker_uses_db: true,
         openapi: Api::openapi,
         routes: |ctx| Ok(router(State { ctx: ctx.clone() })),
-        tasks: |_: &mut TaskRegistry, _| {},
+        tasks: |_: &mut TaskRegistry, ctx| {
+            // Holds past their timeout are voided, and their payments told, within a second.
+            let (pool, service) = (ctx.db.clone(), ctx.service.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let expired = platform_common::db::serializable(&pool, |tx| {
+                        let service = service.clone();
+                        Box::pin(async move { saga::expire_holds(tx, &service, 100).await })
+                    })
+                    .await;
+                    match expired {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(expired = n, "expired holds voided"),
+                        Err(e) => tracing::warn!(error = %e, "voiding expired holds"),
+                    }
+                }
+            });
+        },
     }
 }
 
