@@ -61,6 +61,7 @@ pub fn spec() -> ServiceSpec {
             }))
         },
         tasks: |_: &mut TaskRegistry, _| {},
+        consumers: |_| Vec::new(),
     }
 }
 

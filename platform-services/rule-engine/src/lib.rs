@@ -71,5 +71,6 @@ pub fn spec() -> ServiceSpec {
         openapi: Api::openapi,
         routes: |ctx| Ok(routes(ctx)),
         tasks: |_: &mut TaskRegistry, _| {},
+        consumers: |_| Vec::new(),
     }
 }
