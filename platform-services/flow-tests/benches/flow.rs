@@ -1,0 +1,212 @@
+//! `cargo bench -p flow-tests --bench flow`: issue 15's flow benchmark. The whole fleet runs
+//! (release build of `fleet`, real Postgres, Redis and tansu); it measures payments from
+//! initiation to `completed` (throughput, p50, p99), and in the same run the ledger's raw
+//! transfer rate as the ceiling, then checks the ledger is balanced. The table goes to stdout
+//! (Markdown, fleet-bench's report code), progress to stderr. Nothing is asserted: targets are
+//! marked met or missed.
+//!
+//! Settings: `FLOW_BENCH_PAYMENTS` (2,000), `FLOW_BENCH_TRANSFERS` (5,000), `FLOW_CONCURRENCY`
+//! (64 here), `FLOW_DEADLINE_SECS` (900), and the fleet's `FLOW_PAYMENT_APIS`/`FLOW_WORKERS`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fleet_bench::latency::{Latencies, Outcome};
+use fleet_bench::report::{self, FlowRun};
+use flow_tests::api::{Api, Call};
+use flow_tests::checks;
+use flow_tests::fleet::{Fleet, FleetOptions};
+use flow_tests::flow::{self, Kind, World};
+use flow_tests::knobs;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleet");
+const PAYERS: usize = 32;
+
+fn main() -> ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let deadline = knobs::deadline(Duration::from_secs(900));
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = tokio::time::timeout(deadline, run(Instant::now() + deadline)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("ran past its deadline ({deadline:?}; FLOW_DEADLINE_SECS)")),
+            },
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(end: Instant) -> anyhow::Result<()> {
+    let payments = knobs::number(knobs::BENCH_PAYMENTS, 2_000usize);
+    let transfers = knobs::number(knobs::BENCH_TRANSFERS, 5_000usize);
+    let concurrency = knobs::number(knobs::CONCURRENCY, 64usize);
+
+    eprintln!("flow-bench: starting the fleet");
+    let fleet = Arc::new(Fleet::start(FleetOptions::new(BIN)).await?);
+    let api = Api::new(&fleet);
+    let missing = flow::missing_endpoints(&api).await?;
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the payment flow's endpoints are not on this branch yet: {}",
+        missing.join(", ")
+    );
+
+    eprintln!("flow-bench: {PAYERS} payers with funded wallets");
+    let mut world = World::setup(&fleet, PAYERS, end).await?;
+    // Follow payments closely: the latency is the client's.
+    world.poll = (Duration::from_millis(10), Duration::from_millis(50));
+    let world = Arc::new(world);
+
+    eprintln!("flow-bench: {transfers} direct ledger transfers, {concurrency} in flight");
+    let (ledger, ledger_via) =
+        match ledger_transfers(&fleet, &api, transfers, concurrency, end).await {
+            Ok((o, via)) => (Some(o), via),
+            Err(e) => {
+                eprintln!("flow-bench: ledger transfers not measured: {e:#}");
+                (None, String::new())
+            }
+        };
+
+    let warm: Vec<_> = (0..concurrency.min(50))
+        .map(|i| world.plan(Kind::SameCurrency, 1_000_000 + i))
+        .collect();
+    eprintln!("flow-bench: {} warm-up payments", warm.len());
+    world.pay_all(warm, concurrency, end).await;
+
+    eprintln!("flow-bench: {payments} payments, {concurrency} in flight");
+    let plans: Vec<_> = (0..payments)
+        .map(|i| {
+            // Same- and cross-currency alike: what users send.
+            let kind = if i % 4 == 3 {
+                Kind::CrossCurrency
+            } else {
+                Kind::SameCurrency
+            };
+            world.plan(kind, i)
+        })
+        .collect();
+    let started = Instant::now();
+    let outcomes = world.pay_all(plans, concurrency, end).await;
+    let elapsed = started.elapsed();
+    let mut lat = Latencies::default();
+    let mut errors = 0;
+    for o in &outcomes {
+        match (o.state.as_str(), o.latency) {
+            ("completed", Some(d)) => lat.record(d),
+            _ => errors += 1,
+        }
+    }
+    let payments_outcome = Outcome::from_samples(lat, errors, elapsed);
+
+    eprintln!("flow-bench: money checks");
+    let db = fleet.sql().await?;
+    let checked = checks::all(&db, Duration::from_secs(30)).await?;
+    let balanced = if checked.holds() {
+        Ok(())
+    } else {
+        Err(checked.violations.join("\n"))
+    };
+    let run = FlowRun {
+        payments: payments_outcome,
+        ledger,
+        ledger_via,
+        balanced,
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("# flow-bench\n");
+    println!(
+        "Whole fleet as processes ({} of them; release build), {concurrency} payments in flight, {payments} payments (1 in 4 cross-currency) after {} warm-up; load average after: {}.\n",
+        fleet.processes().len(),
+        concurrency.min(50),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!("{}\n", report::flow_table(&run));
+    println!("Money checks:\n\n```\n{checked}```");
+    Ok(())
+}
+
+/// The ledger's raw rate: `n` transfers between two payers' wallets and back, straight to the
+/// ledger's API, `concurrency` at a time.
+async fn ledger_transfers(
+    fleet: &Fleet,
+    api: &Api,
+    n: usize,
+    concurrency: usize,
+    end: Instant,
+) -> anyhow::Result<(Outcome, String)> {
+    use futures_util::StreamExt;
+    let admin = fleet.token("flow-bench-admin", &["admin"]);
+    let account = |currency: &str| {
+        let admin = admin.clone();
+        let currency = currency.to_string();
+        async move {
+            let a = api
+                .expect_ok(
+                    &Call::post("ledger", "/accounts", &admin, json!({"currency": currency})),
+                    end,
+                )
+                .await?;
+            a.get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .context("an account has an id")
+        }
+    };
+    let (a, b) = (account("USD").await?, account("USD").await?);
+    let started = Instant::now();
+    let samples: Vec<(Duration, bool)> = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let body = json!({
+                "id": uuid::Uuid::new_v4(),
+                "debit_account_id": from,
+                "credit_account_id": to,
+                "amount": 1,
+                "currency": "USD",
+                "reference": format!("flow-bench-{i}"),
+            });
+            let admin = admin.clone();
+            async move {
+                let t = Instant::now();
+                let ok = api
+                    .send(&Call::post("ledger", "/transfers", &admin, body), end)
+                    .await
+                    .map(|r| r.ok())
+                    .unwrap_or(false);
+                (t.elapsed(), ok)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut lat = Latencies::default();
+    let mut errors = 0;
+    for (d, ok) in samples {
+        if ok {
+            lat.record(d);
+        } else {
+            errors += 1;
+        }
+    }
+    Ok((
+        Outcome::from_samples(lat, errors, elapsed),
+        "POST /transfers".into(),
+    ))
+}
