@@ -219,7 +219,10 @@ where
         .await;
         match result {
             Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(attempt, "serialization conflict; running the transaction again");
+                tracing::debug!(
+                    attempt,
+                    "serialization conflict; running the transaction again"
+                );
                 backoff(attempt).await;
                 attempt += 1;
             }

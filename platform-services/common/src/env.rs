@@ -54,6 +54,14 @@ pub const JOB_RESULT_TTL_SECONDS: &str = "JOB_RESULT_TTL_SECONDS";
 
 /// payment: base URL of rule-engine (default `http://rule-engine:8000`).
 pub const RULE_ENGINE_URL: &str = "RULE_ENGINE_URL";
+/// payment: payments above this amount (minor units of the payment's currency) need a
+/// verified KYC (default 100000).
+pub const PAYMENT_KYC_THRESHOLD: &str = "PAYMENT_KYC_THRESHOLD";
+/// payment: seconds the payer's funds are held before the ledger voids the hold (default 30).
+pub const PAYMENT_HOLD_TIMEOUT_SECONDS: &str = "PAYMENT_HOLD_TIMEOUT_SECONDS";
+/// payment: seconds a payment may stay `initiated` (its screening interrupted and never
+/// retried) before the worker fails it as `screening_incomplete` (default 120).
+pub const PAYMENT_SCREENING_TIMEOUT_SECONDS: &str = "PAYMENT_SCREENING_TIMEOUT_SECONDS";
 /// forex: spread applied to mid rates, in basis points (default 50).
 pub const FOREX_SPREAD_BPS: &str = "FOREX_SPREAD_BPS";
 /// forex: seconds a quote stays valid (default 30).

@@ -1,23 +1,23 @@
 use axum::Json;
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use platform_common::auth::{CurrentUser, RoleGuard, roles};
-use platform_common::db::DbOptionExt;
+use platform_common::db::{self, DbOptionExt};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money::CurrencyCode;
 use platform_common::{CommonError, money};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{LedgerError, State, store};
+use crate::book::{self, Account, AccountKind, AccountSpec};
+use crate::{LedgerError, State};
 
 pub(crate) const WRITERS: RoleGuard = RoleGuard::AnyOf(&[roles::FINANCE, roles::ADMIN]);
 pub(crate) const READERS: RoleGuard =
     RoleGuard::AnyOf(&[roles::FINANCE, roles::ADMIN, roles::AUDITOR]);
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "0b6f6c1e-3c55-4a55-9a39-0d7a3c1f7b10", "currency": "USD",
     "debits_must_not_exceed_credits": true, "reference": "customer cash"}))]
@@ -31,25 +31,6 @@ pub struct NewAccount {
     #[serde(default)]
     pub credits_must_not_exceed_debits: bool,
     pub reference: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "0b6f6c1e-3c55-4a55-9a39-0d7a3c1f7b10", "currency": "USD",
-    "debits_must_not_exceed_credits": true, "credits_must_not_exceed_debits": false,
-    "debits_posted": 0, "credits_posted": 2500, "balance": 2500, "reference": "customer cash",
-    "created_at": "2026-01-02T03:04:05Z"}))]
-pub struct Account {
-    pub id: Uuid,
-    #[schema(value_type = CurrencyCode)]
-    pub currency: String,
-    pub debits_must_not_exceed_credits: bool,
-    pub credits_must_not_exceed_debits: bool,
-    pub debits_posted: i64,
-    pub credits_posted: i64,
-    /// credits_posted - debits_posted
-    pub balance: i64,
-    pub reference: Option<String>,
-    pub created_at: DateTime<Utc>,
 }
 
 /// Create an account (finance, admin). Same id and fields again: 200 with the original.
@@ -78,23 +59,29 @@ pub async fn create(
         )
         .into());
     }
-    let client = s.ctx.db.get().await?;
-    let inserted = store::insert_account(&client, &new, &user.username).await?;
-    let account = store::account(&client, new.id)
-        .await
-        .or_not_found(|| LedgerError::AccountNotFound(new.id.to_string()))?;
-    if inserted {
-        return Ok((StatusCode::CREATED, Json(account)));
-    }
-    let same = account.currency == new.currency
-        && account.debits_must_not_exceed_credits == new.debits_must_not_exceed_credits
-        && account.credits_must_not_exceed_debits == new.credits_must_not_exceed_debits
-        && account.reference == new.reference;
-    if same {
-        Ok((StatusCode::OK, Json(account)))
+    let by = user.id.clone();
+    let (account, created) = db::serializable(&s.ctx.db, |tx| {
+        let (by, spec) = (by.clone(), new.clone());
+        Box::pin(async move {
+            let spec = AccountSpec {
+                id: spec.id,
+                kind: AccountKind::General,
+                owner: None,
+                currency: &spec.currency,
+                debits_must_not_exceed_credits: spec.debits_must_not_exceed_credits,
+                credits_must_not_exceed_debits: spec.credits_must_not_exceed_debits,
+                reference: spec.reference.as_deref(),
+            };
+            book::open_account(tx, &spec, &by).await
+        })
+    })
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
     } else {
-        Err(LedgerError::ExistsWithDifferentFields("account"))
-    }
+        StatusCode::OK
+    };
+    Ok((status, Json(account)))
 }
 
 /// An account and its balances (finance, admin, auditor).
@@ -110,7 +97,7 @@ pub async fn get_one(
 ) -> Result<Json<Account>, LedgerError> {
     READERS.check(&user)?;
     let client = s.ctx.db.get().await?;
-    let account = store::account(&client, id)
+    let account = book::account(&client, id)
         .await
         .or_not_found(|| LedgerError::AccountNotFound(id.to_string()))?;
     Ok(Json(account))

@@ -25,6 +25,14 @@ pub enum LedgerError {
     ExceedsDebits(String),
     #[error("the transfer would overflow account {0}")]
     Overflow(String),
+    #[error("account {0} is frozen")]
+    Frozen(String),
+    #[error("pending transfer {0} not found")]
+    PendingNotFound(String),
+    #[error("pending transfer {0} expired: its amount was released")]
+    PendingExpired(String),
+    #[error("pending transfer {0} is {1} already")]
+    PendingResolved(String, String),
 }
 
 impl ApiError for LedgerError {
@@ -35,7 +43,11 @@ impl ApiError for LedgerError {
             Self::ExistsWithDifferentFields(_)
             | Self::ExceedsCredits(_)
             | Self::ExceedsDebits(_)
-            | Self::Overflow(_) => StatusCode::CONFLICT,
+            | Self::Overflow(_)
+            | Self::Frozen(_)
+            | Self::PendingExpired(_)
+            | Self::PendingResolved(..) => StatusCode::CONFLICT,
+            Self::PendingNotFound(_) => StatusCode::NOT_FOUND,
             Self::SameAccount | Self::CurrencyMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
@@ -51,6 +63,10 @@ impl ApiError for LedgerError {
             Self::ExceedsCredits(_) => "exceeds_credits",
             Self::ExceedsDebits(_) => "exceeds_debits",
             Self::Overflow(_) => "overflows_balance",
+            Self::Frozen(_) => "account_frozen",
+            Self::PendingNotFound(_) => "pending_transfer_not_found",
+            Self::PendingExpired(_) => "pending_transfer_expired",
+            Self::PendingResolved(..) => "pending_transfer_resolved",
         }
     }
 

@@ -9,8 +9,9 @@
 //! - finance and admin post; auditor reads.
 
 mod accounts;
+pub mod book;
 mod error;
-mod store;
+pub mod saga;
 mod transfers;
 
 use axum::Router;
@@ -25,11 +26,26 @@ pub use error::LedgerError;
 
 pub const TRANSFER_POSTED: &str = "ledger.transfer_posted";
 
+/// Every topic the ledger writes to its outbox.
+pub const PUBLISHES: &[&str] = &[
+    TRANSFER_POSTED,
+    saga::HOLD_PLACED,
+    saga::HOLD_FAILED,
+    saga::POSTED,
+    saga::POST_FAILED,
+    saga::VOIDED,
+];
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "accounts and transfers",
         sql: include_str!("../migrations/0001_accounts_and_transfers.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "account kinds and two-phase transfers",
+        sql: include_str!("../migrations/0002_two_phase_and_kinds.sql"),
     },
     OUTBOX_MIGRATION,
 ];
@@ -40,13 +56,17 @@ const MIGRATIONS: &[Migration] = &[
         accounts::create,
         accounts::get_one,
         transfers::create,
+        transfers::create_linked,
         transfers::get_one
     ),
     components(schemas(
         accounts::NewAccount,
-        accounts::Account,
-        transfers::NewTransfer,
-        transfers::Transfer
+        book::Account,
+        book::AccountKind,
+        book::NewTransfer,
+        book::Transfer,
+        book::TransferKind,
+        transfers::LinkedTransfers
     ))
 )]
 struct Api;
@@ -60,11 +80,29 @@ pub fn spec() -> ServiceSpec {
     ServiceSpec {
         name: "ledger",
         migrations: MIGRATIONS,
-        publishes: &[TRANSFER_POSTED],
-        worker_uses_db: false,
+        publishes: PUBLISHES,
+        worker_uses_db: true,
         openapi: Api::openapi,
         routes: |ctx| Ok(router(State { ctx: ctx.clone() })),
-        tasks: |_: &mut TaskRegistry, _| {},
+        tasks: |_: &mut TaskRegistry, ctx| {
+            // Holds past their timeout are voided, and their payments told, within a second.
+            let (pool, service) = (ctx.db.clone(), ctx.service.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let expired = platform_common::db::serializable(&pool, |tx| {
+                        let service = service.clone();
+                        Box::pin(async move { saga::expire_holds(tx, &service, 100).await })
+                    })
+                    .await;
+                    match expired {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(expired = n, "expired holds voided"),
+                        Err(e) => tracing::warn!(error = %e, "voiding expired holds"),
+                    }
+                }
+            });
+        },
     }
 }
 
@@ -73,6 +111,7 @@ fn router(state: State) -> Router {
         .route("/accounts", post(accounts::create))
         .route("/accounts/{id}", get(accounts::get_one))
         .route("/transfers", post(transfers::create))
+        .route("/transfers/linked", post(transfers::create_linked))
         .route("/transfers/{id}", get(transfers::get_one))
         .with_state(state)
 }

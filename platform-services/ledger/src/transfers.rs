@@ -1,198 +1,154 @@
-use std::time::Duration;
+//! Transfers over HTTP: single, linked batches, and two-phase (pending, post, void).
 
 use axum::Json;
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use platform_common::auth::CurrentUser;
-use platform_common::db::{DbError, DbOptionExt};
+use platform_common::db::{self, DbOptionExt};
 use platform_common::events::{self, EventEnvelope};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
-use platform_common::money::CurrencyCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::{READERS, WRITERS};
-use crate::{LedgerError, State, TRANSFER_POSTED, store};
+use crate::book::{self, NewTransfer, Transfer, TransferKind};
+use crate::{LedgerError, State, TRANSFER_POSTED};
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// A linked batch: all of it is applied, or none of it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"id": "5d0c2f9e-8a7b-4c1d-9e2f-3a4b5c6d7e8f",
-    "debit_account_id": "0b6f6c1e-3c55-4a55-9a39-0d7a3c1f7b10",
-    "credit_account_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "amount": 2500, "currency": "USD",
-    "reference": "invoice 42"}))]
-pub struct NewTransfer {
-    /// Client-chosen id: the same id with the same fields returns the original transfer.
-    pub id: Uuid,
-    pub debit_account_id: Uuid,
-    pub credit_account_id: Uuid,
-    /// Minor units, > 0.
-    #[schema(minimum = 1)]
-    pub amount: i64,
-    #[schema(value_type = CurrencyCode)]
-    pub currency: String,
-    pub reference: Option<String>,
+pub struct LinkedTransfers {
+    /// 1 to 100 transfers, applied in order.
+    #[schema(min_items = 1, max_items = 100)]
+    pub transfers: Vec<NewTransfer>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "5d0c2f9e-8a7b-4c1d-9e2f-3a4b5c6d7e8f",
-    "debit_account_id": "0b6f6c1e-3c55-4a55-9a39-0d7a3c1f7b10",
-    "credit_account_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "amount": 2500, "currency": "USD",
-    "reference": "invoice 42", "created_at": "2026-01-02T03:04:05Z"}))]
-pub struct Transfer {
-    pub id: Uuid,
-    pub debit_account_id: Uuid,
-    pub credit_account_id: Uuid,
-    pub amount: i64,
-    #[schema(value_type = CurrencyCode)]
-    pub currency: String,
-    pub reference: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl Transfer {
-    fn same_as(&self, t: &NewTransfer) -> bool {
-        self.debit_account_id == t.debit_account_id
-            && self.credit_account_id == t.credit_account_id
-            && self.amount == t.amount
-            && self.currency == t.currency
-            && self.reference == t.reference
-    }
-}
-
-enum Attempt {
-    Retry,
-    Fail(LedgerError),
-}
-
-impl From<tokio_postgres::Error> for Attempt {
-    fn from(e: tokio_postgres::Error) -> Self {
-        DbError::from(e).into()
-    }
-}
-
-impl From<DbError> for Attempt {
-    fn from(e: DbError) -> Self {
-        match e {
-            // A concurrent transfer with the same id won: read it on the next attempt.
-            DbError::Retry(_) | DbError::Duplicate(_) => Attempt::Retry,
-            other => Attempt::Fail(other.into()),
+fn validate(t: &NewTransfer) -> Result<(), LedgerError> {
+    match t.kind {
+        TransferKind::Posted | TransferKind::Pending => {
+            money::positive_amount("amount", t.amount)?;
+            money::currency("currency", &t.currency)?;
+            if t.debit_account_id == t.credit_account_id {
+                return Err(LedgerError::SameAccount);
+            }
+        }
+        TransferKind::PostPending | TransferKind::VoidPending => {
+            if t.pending_id.is_none() {
+                return Err(platform_common::CommonError::validation(
+                    "pending_id",
+                    "required to post or void a pending transfer",
+                )
+                .into());
+            }
         }
     }
+    Ok(())
 }
 
-impl From<LedgerError> for Attempt {
-    fn from(e: LedgerError) -> Self {
-        Attempt::Fail(e)
-    }
+/// Applies `batch` in one SERIALIZABLE transaction with its `ledger.transfer_posted` events;
+/// true when every transfer existed already (a replay).
+async fn apply(
+    s: &State,
+    by: &str,
+    batch: Vec<NewTransfer>,
+) -> Result<(Vec<Transfer>, bool), LedgerError> {
+    let service = s.ctx.service.clone();
+    db::serializable(&s.ctx.db, |tx| {
+        let (batch, by, service) = (batch.clone(), by.to_owned(), service.clone());
+        Box::pin(async move {
+            let mut replay = true;
+            for t in &batch {
+                replay &= book::transfer(tx, t.id).await?.is_some();
+            }
+            let transfers = book::create_transfers(tx, &batch, &by).await?;
+            if !replay {
+                for t in &transfers {
+                    let event = EventEnvelope::new(
+                        TRANSFER_POSTED,
+                        service.clone(),
+                        serde_json::to_value(t).expect("serialises"),
+                    );
+                    events::record(tx, &t.debit_account_id.to_string(), &event).await?;
+                }
+            }
+            Ok((transfers, replay))
+        })
+    })
+    .await
 }
 
-/// Post a transfer (finance, admin): debit one account, credit another, atomically.
+/// Create a transfer (finance, admin): `posted` at once, or `pending` (reserves the amount
+/// until `post_pending`/`void_pending` or its timeout).
 #[utoipa::path(post, path = "/transfers", tag = "ledger", operation_id = "create_transfer",
     security(("bearer" = ["finance", "admin"])), request_body = NewTransfer,
     responses(
-        (status = 201, description = "posted", body = Transfer, links(("GetTransfer" = (operation_id = "get_transfer",
+        (status = 201, description = "applied", body = Transfer, links(("GetTransfer" = (operation_id = "get_transfer",
             parameters(("id" = "$response.body#/id")))))),
         (status = 200, description = "a replay of the same transfer: the original", body = Transfer,
             links(("GetTransfer" = (operation_id = "get_transfer", parameters(("id" = "$response.body#/id")))))),
-        (status = 404, description = "an account does not exist"),
-        (status = 409, description = "the id was used with different fields, or a balance limit"),
+        (status = 404, description = "an account or the pending transfer does not exist"),
+        (status = 409, description = "the id was used with different fields, a balance limit, a frozen account, or the pending transfer is resolved or expired"),
         (status = 422, description = "an invalid transfer")),
-    extensions(("x-problem-codes" = json!({"404": ["account_not_found"],
-        "409": ["exists_with_different_fields", "exceeds_credits", "exceeds_debits", "overflows_balance"],
-        "422": ["currency_mismatch", "accounts_must_be_different"]}))))]
+    extensions(("x-problem-codes" = json!({"404": ["account_not_found", "pending_transfer_not_found"],
+        "409": ["exists_with_different_fields", "exceeds_credits", "exceeds_debits", "overflows_balance",
+            "account_frozen", "pending_transfer_expired", "pending_transfer_resolved", "contention"],
+        "422": ["currency_mismatch", "accounts_must_be_different", "validation_failed"]}))))]
 pub async fn create(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
     ApiJson(t): ApiJson<NewTransfer>,
 ) -> Result<(StatusCode, Json<Transfer>), LedgerError> {
-    // validate
     WRITERS.check(&user)?;
-    money::positive_amount("amount", t.amount)?;
-    money::currency("currency", &t.currency)?;
-    if t.debit_account_id == t.credit_account_id {
-        return Err(LedgerError::SameAccount);
-    }
-    // post, retrying serialization conflicts
-    for attempt in 0..10u32 {
-        match post(&s, &user.username, &t).await {
-            Ok(r) => return Ok(r),
-            Err(Attempt::Fail(e)) => return Err(e),
-            Err(Attempt::Retry) => {
-                let ms = 5u64 << attempt.min(6);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-        }
-    }
-    Err(LedgerError::Common(
-        platform_common::CommonError::DependencyUnavailable("database (contention)"),
-    ))
+    validate(&t)?;
+    let (mut transfers, replay) = apply(&s, &user.id, vec![t]).await?;
+    let status = if replay {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(transfers.remove(0))))
 }
 
-async fn post(
-    s: &State,
-    by: &str,
-    t: &NewTransfer,
-) -> Result<(StatusCode, Json<Transfer>), Attempt> {
-    let mut client = s.ctx.db.get().await.map_err(DbError::from)?;
-    let tx = client.transaction().await?;
-    // load: an existing transfer with this id decides the answer
-    if let Some(existing) = store::transfer_in(&tx, t.id).await? {
-        return if existing.same_as(t) {
-            Ok((StatusCode::OK, Json(existing)))
-        } else {
-            Err(LedgerError::ExistsWithDifferentFields("transfer").into())
-        };
+/// Create linked transfers (finance, admin): all are applied, or none (the first refusal is
+/// the answer). Cross-currency movement: debit the payer into the source currency's liquidity
+/// account and credit the payee from the target currency's, as one batch.
+#[utoipa::path(post, path = "/transfers/linked", tag = "ledger", operation_id = "create_linked_transfers",
+    security(("bearer" = ["finance", "admin"])), request_body = LinkedTransfers,
+    responses(
+        (status = 201, description = "all applied", body = [Transfer]),
+        (status = 200, description = "a replay: every transfer existed already", body = [Transfer]),
+        (status = 404, description = "an account or a pending transfer does not exist"),
+        (status = 409, description = "a transfer was refused: nothing was applied"),
+        (status = 422, description = "an invalid transfer")),
+    extensions(("x-problem-codes" = json!({"404": ["account_not_found", "pending_transfer_not_found"],
+        "409": ["exists_with_different_fields", "exceeds_credits", "exceeds_debits", "overflows_balance",
+            "account_frozen", "pending_transfer_expired", "pending_transfer_resolved", "contention"],
+        "422": ["currency_mismatch", "accounts_must_be_different", "validation_failed"]}))))]
+pub async fn create_linked(
+    AxState(s): AxState<State>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(b): ApiJson<LinkedTransfers>,
+) -> Result<(StatusCode, Json<Vec<Transfer>>), LedgerError> {
+    WRITERS.check(&user)?;
+    if b.transfers.is_empty() || b.transfers.len() > 100 {
+        return Err(platform_common::CommonError::validation(
+            "transfers",
+            "must hold 1 to 100 transfers",
+        )
+        .into());
     }
-    // Lock both accounts in id order so concurrent transfers cannot deadlock.
-    let accounts = store::lock_accounts(&tx, t.debit_account_id, t.credit_account_id).await?;
-    let find = |id: Uuid| {
-        accounts
-            .iter()
-            .find(|a| a.id == id)
-            .ok_or_else(|| LedgerError::AccountNotFound(id.to_string()))
+    for t in &b.transfers {
+        validate(t)?;
+    }
+    let (transfers, replay) = apply(&s, &user.id, b.transfers).await?;
+    let status = if replay {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
     };
-    let (debit, credit) = (find(t.debit_account_id)?, find(t.credit_account_id)?);
-    // domain rules
-    for a in [debit, credit] {
-        if a.currency != t.currency {
-            return Err(LedgerError::CurrencyMismatch {
-                account: a.id.to_string(),
-                account_currency: a.currency.clone(),
-                currency: t.currency.clone(),
-            }
-            .into());
-        }
-    }
-    let new_debits = debit
-        .debits_posted
-        .checked_add(t.amount)
-        .ok_or_else(|| LedgerError::Overflow(debit.id.to_string()))?;
-    let new_credits = credit
-        .credits_posted
-        .checked_add(t.amount)
-        .ok_or_else(|| LedgerError::Overflow(credit.id.to_string()))?;
-    if debit.debits_must_not_exceed_credits && new_debits > debit.credits_posted {
-        return Err(LedgerError::ExceedsCredits(debit.id.to_string()).into());
-    }
-    if credit.credits_must_not_exceed_debits && new_credits > credit.debits_posted {
-        return Err(LedgerError::ExceedsDebits(credit.id.to_string()).into());
-    }
-    // update
-    store::set_debits_posted(&tx, debit.id, new_debits).await?;
-    store::set_credits_posted(&tx, credit.id, new_credits).await?;
-    let transfer = store::insert_transfer(&tx, t, by).await?;
-    // post-update: the event commits with the transfer or not at all
-    let event = EventEnvelope::new(
-        TRANSFER_POSTED,
-        s.ctx.service.clone(),
-        serde_json::to_value(&transfer).expect("serialises"),
-    );
-    events::record(&tx, &t.debit_account_id.to_string(), &event).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(transfer)))
+    Ok((status, Json(transfers)))
 }
 
 /// A transfer (finance, admin, auditor).
@@ -208,7 +164,7 @@ pub async fn get_one(
 ) -> Result<Json<Transfer>, LedgerError> {
     READERS.check(&user)?;
     let client = s.ctx.db.get().await?;
-    let transfer = store::transfer(&client, id)
+    let transfer = book::transfer(&client, id)
         .await
         .or_not_found(|| LedgerError::TransferNotFound(id.to_string()))?;
     Ok(Json(transfer))

@@ -165,7 +165,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(u.username, "admin");
-        assert_eq!(u.id, "1234", "data is keyed by the subject, not the mutable username");
+        assert_eq!(
+            u.id, "1234",
+            "data is keyed by the subject, not the mutable username"
+        );
         assert_eq!(u.email.as_deref(), Some("admin@innover.local"));
         assert!(u.roles.is_empty());
     }
