@@ -20,7 +20,7 @@ use flow_tests::checks;
 use flow_tests::fleet::{Fleet, FleetOptions};
 use flow_tests::flow::{self, Kind, World};
 use flow_tests::knobs;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet");
 const PAYERS: usize = 32;
@@ -141,8 +141,11 @@ async fn run(end: Instant) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The ledger's raw rate: `n` transfers between two payers' wallets and back, straight to the
-/// ledger's API, `concurrency` at a time.
+/// Accounts the direct transfers go round (so they do not all queue on two rows).
+const RING: usize = 32;
+
+/// The ledger's raw rate: `n` single-phase transfers round a ring of accounts, straight to
+/// the ledger's API (`POST /transfers`, finance), `concurrency` at a time.
 async fn ledger_transfers(
     fleet: &Fleet,
     api: &Api,
@@ -151,41 +154,39 @@ async fn ledger_transfers(
     end: Instant,
 ) -> anyhow::Result<(Outcome, String)> {
     use futures_util::StreamExt;
-    let admin = fleet.token("flow-bench-admin", &["admin"]);
-    let account = |currency: &str| {
-        let admin = admin.clone();
-        let currency = currency.to_string();
-        async move {
-            let a = api
-                .expect_ok(
-                    &Call::post("ledger", "/accounts", &admin, json!({"currency": currency})),
-                    end,
-                )
-                .await?;
-            a.get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .context("an account has an id")
-        }
-    };
-    let (a, b) = (account("USD").await?, account("USD").await?);
+    let finance = fleet.token("flow-bench-finance", &["finance"]);
+    let mut ring = Vec::with_capacity(RING);
+    for i in 0..RING {
+        let id = uuid::Uuid::new_v4();
+        api.expect_ok(
+            &Call::post(
+                "ledger",
+                "/accounts",
+                &finance,
+                json!({"id": id, "currency": "USD", "reference": format!("flow-bench ring {i}")}),
+            ),
+            end,
+        )
+        .await
+        .context("open a ledger account")?;
+        ring.push(id);
+    }
     let started = Instant::now();
     let samples: Vec<(Duration, bool)> = futures_util::stream::iter(0..n)
         .map(|i| {
-            let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
             let body = json!({
                 "id": uuid::Uuid::new_v4(),
-                "debit_account_id": from,
-                "credit_account_id": to,
+                "debit_account_id": ring[i % RING],
+                "credit_account_id": ring[(i + 1) % RING],
                 "amount": 1,
                 "currency": "USD",
                 "reference": format!("flow-bench-{i}"),
             });
-            let admin = admin.clone();
+            let finance = finance.clone();
             async move {
                 let t = Instant::now();
                 let ok = api
-                    .send(&Call::post("ledger", "/transfers", &admin, body), end)
+                    .send(&Call::post("ledger", "/transfers", &finance, body), end)
                     .await
                     .map(|r| r.ok())
                     .unwrap_or(false);

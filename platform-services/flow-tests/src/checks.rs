@@ -16,7 +16,8 @@ pub struct Totals {
     pub accounts: i64,
     /// Sum over all accounts of `credits_posted - debits_posted`: zero when money is conserved.
     pub net_posted: i64,
-    /// Sum over wallet and liquidity accounts of their posted balances.
+    /// Sum of the posted balances of every account but the settlement ones: wallets and
+    /// liquidity (and any `general` account finance opened).
     pub wallets_and_liquidity: i64,
     /// Posted balance of the settlement account(s).
     pub settlement: i64,
@@ -82,20 +83,6 @@ pub async fn has_column(db: &Client, table: &str, column: &str) -> anyhow::Resul
     Ok(row.get::<_, i64>(0) > 0)
 }
 
-/// The first of `candidates` that `table` has.
-pub async fn first_column(
-    db: &Client,
-    table: &str,
-    candidates: &[&str],
-) -> anyhow::Result<Option<String>> {
-    for c in candidates {
-        if has_column(db, table, c).await? {
-            return Ok(Some(c.to_string()));
-        }
-    }
-    Ok(None)
-}
-
 /// Conservation per currency: the sum over all accounts of `credits_posted - debits_posted`
 /// is zero, and wallets + liquidity = deposits - withdrawals = -(settlement balance); no
 /// account's pending columns are negative.
@@ -133,7 +120,7 @@ pub async fn conservation(db: &Client, report: &mut Report) -> anyhow::Result<()
     let rows = db
         .query(
             "SELECT currency, \
-               COALESCE(sum(CASE WHEN kind IN ('wallet', 'liquidity') THEN credits_posted - debits_posted ELSE 0 END), 0)::BIGINT, \
+               COALESCE(sum(CASE WHEN kind <> 'settlement' THEN credits_posted - debits_posted ELSE 0 END), 0)::BIGINT, \
                COALESCE(sum(CASE WHEN kind = 'settlement' THEN credits_posted - debits_posted ELSE 0 END), 0)::BIGINT, \
                COALESCE(sum(debits_pending), 0)::BIGINT, COALESCE(sum(credits_pending), 0)::BIGINT, \
                count(*) FILTER (WHERE debits_pending < 0 OR credits_pending < 0 OR debits_posted < 0 OR credits_posted < 0) \
@@ -161,8 +148,8 @@ pub async fn conservation(db: &Client, report: &mut Report) -> anyhow::Result<()
             ));
         }
     }
-    if let Some(state) = transfer_state_column(db).await? {
-        let posted = posted_condition(&state);
+    if has_column(db, "transfers", "amount").await? {
+        let posted = posted_rows(two_phase(db).await?);
         let rows = db
             .query(
                 &format!(
@@ -193,17 +180,23 @@ pub async fn conservation(db: &Client, report: &mut Report) -> anyhow::Result<()
     Ok(())
 }
 
-/// The transfers table's state column, when the ledger has two-phase transfers.
-async fn transfer_state_column(db: &Client) -> anyhow::Result<Option<String>> {
-    if !has_column(db, "transfers", "amount").await? {
-        return Ok(None);
-    }
-    first_column(db, "transfers", &["state", "status"]).await
+/// Whether the ledger has two-phase transfers (`transfers.kind`, `transfers.state`).
+async fn two_phase(db: &Client) -> anyhow::Result<bool> {
+    Ok(has_column(db, "transfers", "kind").await? && has_column(db, "transfers", "state").await?)
 }
 
-fn posted_condition(state_column: &str) -> String {
-    format!("t.{state_column} = 'posted'")
+/// The rows that moved posted money: single-phase transfers and the posts of pending ones
+/// (a post copies its pending transfer's accounts and amount); every row before two-phase.
+fn posted_rows(two_phase: bool) -> &'static str {
+    if two_phase {
+        "t.kind IN ('posted', 'post_pending')"
+    } else {
+        "true"
+    }
 }
+
+/// The rows that reserve money now: pending transfers not yet posted, voided or expired.
+const PENDING_ROWS: &str = "t.kind = 'pending' AND t.state = 'pending'";
 
 /// Every transfer is balanced: its debit and credit accounts are in one currency (a
 /// cross-currency movement is two transfers through the liquidity accounts), and every
@@ -226,50 +219,56 @@ pub async fn transfers_balanced(db: &Client, report: &mut Report) -> anyhow::Res
             "{bad} transfer(s) between accounts of different currencies or of a non-positive amount"
         ));
     }
-    let Some(state) = transfer_state_column(db).await? else {
-        // Single-phase transfers: every row is posted.
-        let rows = db
-            .query(
-                "SELECT a.id::TEXT, a.debits_posted, a.credits_posted, \
-                   COALESCE((SELECT sum(amount) FROM transfers WHERE debit_account_id = a.id), 0)::BIGINT, \
-                   COALESCE((SELECT sum(amount) FROM transfers WHERE credit_account_id = a.id), 0)::BIGINT \
-                 FROM accounts a",
-                &[],
-            )
-            .await?;
-        journal_matches(&rows, false, report);
-        return Ok(());
-    };
+    let two_phase = two_phase(db).await?;
+    let posted = posted_rows(two_phase);
+    let pending = if two_phase { PENDING_ROWS } else { "false" };
     let rows = db
         .query(
             &format!(
                 "SELECT a.id::TEXT, a.debits_posted, a.credits_posted, \
-                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.debit_account_id = a.id AND t.{state} = 'posted'), 0)::BIGINT, \
-                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.credit_account_id = a.id AND t.{state} = 'posted'), 0)::BIGINT, \
-                   a.debits_pending, a.credits_pending, \
-                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.debit_account_id = a.id AND t.{state} = 'pending'), 0)::BIGINT, \
-                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.credit_account_id = a.id AND t.{state} = 'pending'), 0)::BIGINT \
-                 FROM accounts a"
+                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.debit_account_id = a.id AND {posted}), 0)::BIGINT, \
+                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.credit_account_id = a.id AND {posted}), 0)::BIGINT, \
+                   {dp}, {cp}, \
+                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.debit_account_id = a.id AND {pending}), 0)::BIGINT, \
+                   COALESCE((SELECT sum(amount) FROM transfers t WHERE t.credit_account_id = a.id AND {pending}), 0)::BIGINT \
+                 FROM accounts a",
+                dp = if two_phase { "a.debits_pending" } else { "0::BIGINT" },
+                cp = if two_phase { "a.credits_pending" } else { "0::BIGINT" },
             ),
             &[],
         )
         .await?;
-    journal_matches(&rows, true, report);
+    journal_matches(&rows, report);
+    if two_phase {
+        // A linked batch posts together or not at all: a payment's holds end alike.
+        let rows = db
+            .query(
+                "SELECT reference, count(DISTINCT state) FROM transfers t \
+                 WHERE t.kind = 'pending' AND t.reference IS NOT NULL AND t.state <> 'pending' \
+                 GROUP BY reference HAVING count(DISTINCT state) > 1 LIMIT 20",
+                &[],
+            )
+            .await?;
+        for r in rows {
+            let reference: String = r.get(0);
+            report.violations.push(format!(
+                "{reference}: its linked holds ended differently (some posted, some not)"
+            ));
+        }
+    }
     Ok(())
 }
 
-fn journal_matches(rows: &[tokio_postgres::Row], pending: bool, report: &mut Report) {
+fn journal_matches(rows: &[tokio_postgres::Row], report: &mut Report) {
     let mut shown = 0;
     for r in rows {
         let id: String = r.get(0);
-        let mut cols = vec![
+        let cols = [
             ("debits_posted", r.get::<_, i64>(1), r.get::<_, i64>(3)),
             ("credits_posted", r.get::<_, i64>(2), r.get::<_, i64>(4)),
+            ("debits_pending", r.get::<_, i64>(5), r.get::<_, i64>(7)),
+            ("credits_pending", r.get::<_, i64>(6), r.get::<_, i64>(8)),
         ];
-        if pending {
-            cols.push(("debits_pending", r.get::<_, i64>(5), r.get::<_, i64>(7)));
-            cols.push(("credits_pending", r.get::<_, i64>(6), r.get::<_, i64>(8)));
-        }
         for (name, total, journal) in cols {
             if total != journal {
                 shown += 1;
@@ -294,55 +293,64 @@ pub async fn no_expired_holds(
     grace: std::time::Duration,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let Some(state) = transfer_state_column(db).await? else {
+    if !two_phase(db).await? {
         return Ok(());
-    };
-    let Some(expiry) =
-        first_column(db, "transfers", &["expires_at", "timeout_at", "deadline"]).await?
-    else {
-        return Ok(());
-    };
+    }
     let grace_secs = grace.as_secs_f64();
-    let row = db
-        .query_one(
+    let rows = db
+        .query(
             &format!(
-                "SELECT count(*) FROM transfers t WHERE t.{state} = 'pending' \
-                 AND t.{expiry} IS NOT NULL AND t.{expiry} + make_interval(secs => $1) < now()"
+                "SELECT t.id::TEXT, COALESCE(t.reference, ''), \
+                   EXTRACT(EPOCH FROM now() - t.timeout_at)::FLOAT8 \
+                 FROM transfers t WHERE {PENDING_ROWS} \
+                 AND t.timeout_at + make_interval(secs => $1) < now() ORDER BY t.timeout_at"
             ),
             &[&grace_secs],
         )
         .await?;
-    let n: i64 = row.get(0);
-    if n > 0 {
+    for r in rows.iter().take(20) {
+        let (id, reference, late): (String, String, f64) = (r.get(0), r.get(1), r.get(2));
         report.violations.push(format!(
-            "{n} hold(s) still pending more than {grace_secs} s past their timeout"
+            "hold {id} ({reference}) still pending {late:.0} s past its timeout"
+        ));
+    }
+    if rows.len() > 20 {
+        report.violations.push(format!(
+            "... {} more holds past their timeout",
+            rows.len() - 20
         ));
     }
     Ok(())
 }
 
-/// No payment was posted twice: for each payment, at most one posted transfer out of the
-/// payer's account (cross-currency: one per leg), found by the transfer's payment reference.
+/// No payment was posted twice: no hold is posted more than once, no wallet is debited twice
+/// for one payment, a completed payment has exactly one post per hold, and a payment that did
+/// not complete has none. Transfers name their payment in `reference` (`payment:<id>`).
 pub async fn no_double_posting(db: &Client, report: &mut Report) -> anyhow::Result<()> {
-    let Some(state) = transfer_state_column(db).await? else {
+    if !two_phase(db).await? {
         return Ok(());
-    };
-    let Some(reference) = first_column(
-        db,
-        "transfers",
-        &["payment_id", "reference", "user_data", "code"],
-    )
-    .await?
-    else {
-        return Ok(());
-    };
+    }
+    let rows = db
+        .query(
+            "SELECT t.pending_id::TEXT, count(*) FROM transfers t \
+             WHERE t.kind = 'post_pending' GROUP BY t.pending_id HAVING count(*) > 1 LIMIT 20",
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let (hold, n): (String, i64) = (r.get(0), r.get(1));
+        report
+            .violations
+            .push(format!("hold {hold} posted {n} times"));
+    }
     let rows = db
         .query(
             &format!(
-                "SELECT t.{reference}::TEXT, t.debit_account_id::TEXT, count(*) \
+                "SELECT t.reference, t.debit_account_id::TEXT, count(*) \
                  FROM transfers t JOIN accounts d ON d.id = t.debit_account_id \
-                 WHERE t.{state} = 'posted' AND t.{reference} IS NOT NULL AND d.kind = 'wallet' \
-                 GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20"
+                 WHERE {} AND t.reference LIKE 'payment:%' AND d.kind = 'wallet' \
+                 GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20",
+                posted_rows(true)
             ),
             &[],
         )
@@ -350,8 +358,46 @@ pub async fn no_double_posting(db: &Client, report: &mut Report) -> anyhow::Resu
     for r in rows {
         let (payment, account, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
         report.violations.push(format!(
-            "payment {payment}: {n} posted transfers out of wallet {account}"
+            "{payment}: {n} posted transfers out of wallet {account}"
         ));
+    }
+    if !has_column(db, "payments", "hold_ids").await? {
+        return Ok(());
+    }
+    let rows = db
+        .query(
+            "SELECT p.id::TEXT, p.status, \
+               (SELECT count(*) FROM transfers t WHERE t.kind = 'post_pending' \
+                  AND t.reference = 'payment:' || p.id::TEXT), \
+               (SELECT count(*) FROM transfers t WHERE t.kind = 'pending' \
+                  AND t.reference = 'payment:' || p.id::TEXT) \
+             FROM payments p",
+            &[],
+        )
+        .await?;
+    let mut shown = 0;
+    for r in rows {
+        let (id, status, posts, holds): (String, String, i64, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let wrong = match status.as_str() {
+            "completed" => posts != holds || holds == 0,
+            // Not final yet: a post may be on its way to the payment.
+            "held" => false,
+            _ => posts > 0,
+        };
+        if wrong {
+            shown += 1;
+            if shown <= 20 {
+                report.violations.push(format!(
+                    "payment {id} is `{status}` with {posts} post(s) of {holds} hold(s)"
+                ));
+            }
+        }
+    }
+    if shown > 20 {
+        report
+            .violations
+            .push(format!("... {} more payments posted wrongly", shown - 20));
     }
     Ok(())
 }

@@ -456,11 +456,25 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct Tally {
     pub by_kind: std::collections::BTreeMap<(Kind, String), usize>,
+    /// Under chaos: payments that should have completed and failed instead, by reason.
+    pub failed_by_reason: std::collections::BTreeMap<String, usize>,
     pub problems: Vec<String>,
 }
 
 impl Tally {
+    /// Every payment must end in its kind's state.
     pub fn of(outcomes: &[Outcome]) -> Self {
+        Self::count(outcomes, false)
+    }
+
+    /// Under chaos: a payment that should complete may end `failed` with a reason (its hold
+    /// timed out while the ledger was down, say) — it ended, and the money checks still hold;
+    /// every other outcome must be its kind's, and each kind must reach its state at least once.
+    pub fn under_chaos(outcomes: &[Outcome]) -> Self {
+        Self::count(outcomes, true)
+    }
+
+    fn count(outcomes: &[Outcome], chaos: bool) -> Self {
         let mut t = Tally::default();
         let mut ids: HashMap<&str, &str> = HashMap::new();
         for o in outcomes {
@@ -468,7 +482,18 @@ impl Tally {
             if let Some(e) = &o.error {
                 t.problems
                     .push(format!("{} ({}): {e}", o.key, o.kind.as_str()));
-            } else if o.state != o.kind.expected() {
+            } else if chaos
+                && o.kind.expected() == "completed"
+                && o.state == "failed"
+                && o.failure_reason.is_some()
+            {
+                *t.failed_by_reason
+                    .entry(o.failure_reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            } else if o.state != o.kind.expected()
+                || (o.kind == Kind::InsufficientFunds
+                    && o.failure_reason.as_deref() != Some("insufficient_funds"))
+            {
                 t.problems.push(format!(
                     "{} ({}, payment {}): ended `{}` (reason {:?}), expected `{}`",
                     o.key,
@@ -486,6 +511,18 @@ impl Tally {
                     .push(format!("payment {id} answered both {other} and {}", o.key));
             }
         }
+        if chaos {
+            for kind in Kind::ALL {
+                let planned = outcomes.iter().any(|o| o.kind == kind);
+                if planned && !t.by_kind.contains_key(&(kind, kind.expected().to_string())) {
+                    t.problems.push(format!(
+                        "no {} payment ended `{}`",
+                        kind.as_str(),
+                        kind.expected()
+                    ));
+                }
+            }
+        }
         t
     }
 
@@ -493,6 +530,9 @@ impl Tally {
         let mut s = String::new();
         for ((kind, state), n) in &self.by_kind {
             s.push_str(&format!("  {:<22} {:<16} {n}\n", kind.as_str(), state));
+        }
+        for (reason, n) in &self.failed_by_reason {
+            s.push_str(&format!("  failed instead of completed, {reason}: {n}\n"));
         }
         s
     }

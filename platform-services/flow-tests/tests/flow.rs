@@ -281,7 +281,7 @@ async fn chaos() {
         let started = Instant::now();
         let outcomes = world.pay_all(plans, concurrency, clients_end).await;
         let kills = monkey.stop().await;
-        let tally = flow::Tally::of(&outcomes);
+        let tally = flow::Tally::under_chaos(&outcomes);
         eprintln!(
             "flow-tests: chaos: {} payments in {:.0} s, {} kills, {} client retries:\n{}",
             outcomes.len(),

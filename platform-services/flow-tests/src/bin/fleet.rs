@@ -9,8 +9,11 @@ use std::process::ExitCode;
 
 use platform_common::service::{ServiceSpec, main_with_args};
 
+/// A service's `spec()`.
+type Spec = fn() -> ServiceSpec;
+
 /// Every service `fleet` can run, by the name the harness uses.
-const SERVICES: &[(&str, fn() -> ServiceSpec)] = &[
+const SERVICES: &[(&str, Spec)] = &[
     ("payment", payment::spec),
     ("ledger", ledger::spec),
     ("wallet", wallet::spec),
