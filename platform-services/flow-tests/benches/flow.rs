@@ -71,14 +71,15 @@ async fn run(end: Instant) -> anyhow::Result<()> {
     let world = Arc::new(world);
 
     eprintln!("flow-bench: {transfers} direct ledger transfers, {concurrency} in flight");
-    let (ledger, ledger_via) =
-        match ledger_transfers(&fleet, &api, transfers, concurrency, end).await {
-            Ok((o, via)) => (Some(o), via),
-            Err(e) => {
-                eprintln!("flow-bench: ledger transfers not measured: {e:#}");
-                (None, String::new())
-            }
-        };
+    let mut ledger = Vec::new();
+    match ledger_api(&fleet, &api, transfers, concurrency, end).await {
+        Ok(o) => ledger.push(("POST /transfers, one ledger API process".to_string(), o)),
+        Err(e) => eprintln!("flow-bench: ledger API transfers not measured: {e:#}"),
+    }
+    match ledger_library(&fleet, transfers, concurrency.min(16)).await {
+        Ok(o) => ledger.push(("ledger::book in process, SERIALIZABLE".to_string(), o)),
+        Err(e) => eprintln!("flow-bench: ledger library transfers not measured: {e:#}"),
+    }
 
     let warm: Vec<_> = (0..concurrency.min(50))
         .map(|i| world.plan(Kind::SameCurrency, 1_000_000 + i))
@@ -122,7 +123,6 @@ async fn run(end: Instant) -> anyhow::Result<()> {
     let run = FlowRun {
         payments: payments_outcome,
         ledger,
-        ledger_via,
         balanced,
     };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -144,15 +144,15 @@ async fn run(end: Instant) -> anyhow::Result<()> {
 /// Accounts the direct transfers go round (so they do not all queue on two rows).
 const RING: usize = 32;
 
-/// The ledger's raw rate: `n` single-phase transfers round a ring of accounts, straight to
-/// the ledger's API (`POST /transfers`, finance), `concurrency` at a time.
-async fn ledger_transfers(
+/// The ledger's raw rate through its API: `n` single-phase transfers round a ring of
+/// accounts (`POST /transfers`, finance), `concurrency` at a time.
+async fn ledger_api(
     fleet: &Fleet,
     api: &Api,
     n: usize,
     concurrency: usize,
     end: Instant,
-) -> anyhow::Result<(Outcome, String)> {
+) -> anyhow::Result<Outcome> {
     use futures_util::StreamExt;
     let finance = fleet.token("flow-bench-finance", &["finance"]);
     let mut ring = Vec::with_capacity(RING);
@@ -206,8 +206,68 @@ async fn ledger_transfers(
             errors += 1;
         }
     }
-    Ok((
-        Outcome::from_samples(lat, errors, elapsed),
-        "POST /transfers".into(),
-    ))
+    Ok(Outcome::from_samples(lat, errors, elapsed))
+}
+
+/// The ledger's raw rate through its library, as its own API and saga use it: `n` posted
+/// transfers round a ring of accounts, each in its own SERIALIZABLE transaction
+/// (`platform_common::db::serializable`), `concurrency` at a time on one pool.
+async fn ledger_library(fleet: &Fleet, n: usize, concurrency: usize) -> anyhow::Result<Outcome> {
+    use futures_util::StreamExt;
+    use ledger::book::{self, AccountKind, AccountSpec, NewTransfer};
+    let pool = platform_common::db::pool(&fleet.db, concurrency);
+    let mut ring = Vec::with_capacity(RING);
+    for _ in 0..RING {
+        let id = uuid::Uuid::new_v4();
+        let spec = AccountSpec {
+            id,
+            kind: AccountKind::General,
+            owner: None,
+            currency: "USD",
+            debits_must_not_exceed_credits: false,
+            credits_must_not_exceed_debits: false,
+            reference: Some("flow-bench ring"),
+        };
+        let client = pool.get().await?;
+        book::open_account(&client, &spec, "flow-bench")
+            .await
+            .map_err(|e| anyhow::anyhow!("open a ledger account: {e}"))?;
+        ring.push(id);
+    }
+    let started = Instant::now();
+    let samples: Vec<(Duration, bool)> = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let t = NewTransfer::posted(
+                uuid::Uuid::new_v4(),
+                ring[i % RING],
+                ring[(i + 1) % RING],
+                1,
+                "USD",
+                Some("flow-bench"),
+            );
+            let pool = pool.clone();
+            async move {
+                let start = Instant::now();
+                let r = platform_common::db::serializable(&pool, |tx| {
+                    let t = t.clone();
+                    Box::pin(async move { book::create_transfers(tx, &[t], "flow-bench").await })
+                })
+                .await;
+                (start.elapsed(), r.is_ok())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut lat = Latencies::default();
+    let mut errors = 0;
+    for (d, ok) in samples {
+        if ok {
+            lat.record(d);
+        } else {
+            errors += 1;
+        }
+    }
+    Ok(Outcome::from_samples(lat, errors, elapsed))
 }

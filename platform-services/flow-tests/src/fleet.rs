@@ -284,15 +284,13 @@ impl Fleet {
             _infra: vec![g1, g2, g3],
         };
 
-        for service in opts.services() {
-            fleet.migrate(service).await?;
-        }
-        for i in 0..fleet.infos.len() {
-            fleet.spawn(i).await?;
-        }
-        let waits = (0..fleet.infos.len()).map(|i| fleet.wait_ready(i));
-        for r in futures_util::future::join_all(waits).await {
-            r?;
+        if let Err(e) = fleet.start_processes(&opts).await {
+            // Keep the logs of a fleet that did not start.
+            let mut fleet = fleet;
+            if let Some(dir) = fleet.dir.take() {
+                let _ = dir.keep();
+            }
+            return Err(e.context(format!("logs in {}", fleet.logs.display())));
         }
         eprintln!(
             "flow-tests: {} processes ready in {:.1} s",
@@ -300,6 +298,20 @@ impl Fleet {
             started.elapsed().as_secs_f64()
         );
         Ok(fleet)
+    }
+
+    async fn start_processes(&self, opts: &FleetOptions) -> anyhow::Result<()> {
+        for service in opts.services() {
+            self.migrate(service).await?;
+        }
+        for i in 0..self.infos.len() {
+            self.spawn(i).await?;
+        }
+        let waits = (0..self.infos.len()).map(|i| self.wait_ready(i));
+        for r in futures_util::future::join_all(waits).await {
+            r?;
+        }
+        Ok(())
     }
 
     /// `fleet <service> migrate`, once; its output goes to `migrate-<service>.log`.
