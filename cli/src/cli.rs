@@ -282,8 +282,9 @@ Suites (default: all, in this order):
           alg none, HS256 keyed with the public key, unknown kid): 401 at the gateway and at
           the service; role rules (403/2xx); a client-sent X-JWT-Assertion impersonates no one
   worker  each worker runs an echo job, and dead-letters a job that fails every attempt
-  flow    a payment through the gateway: accepted, the idempotent retry returns it, and
-          payment.initiated carries it on its topic
+  flow    the payment flow through the gateway: wallets, a two-person credit, a payment
+          across currencies followed to `completed` (both wallets show it), the idempotent
+          retry, and payment.completed carrying it on its topic
 
 Cases are Hurl files under tests/smoke/<suite>/ (one case per request, named by the comment
 above it); the rest are built from the stack and compose/bootstrap/. Tokens and passwords are

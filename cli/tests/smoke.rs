@@ -292,7 +292,7 @@ fn list_shows_every_case_without_a_stack() {
         "me: finance through the gateway",
         "echo: payment",
         "dead letter: forex",
-        "payment: payment.initiated on its topic",
+        "payment: across currencies to payment.completed on its topic",
         "profile: health, directly",
         "bad-tokens: an expired token: 401 at the gateway",
         "payment: the idempotent retry returns the same payment",

@@ -77,7 +77,9 @@ impl Built {
             Built::Me(u) => format!("me: {u} through the gateway"),
             Built::Echo(s) => format!("echo: {s}"),
             Built::DeadLetter(s) => format!("dead letter: {s}"),
-            Built::PaymentOnTopic => "payment: payment.initiated on its topic".into(),
+            Built::PaymentOnTopic => {
+                "payment: across currencies to payment.completed on its topic".into()
+            }
         }
     }
 
@@ -797,39 +799,144 @@ fn excerpt(body: &Value) -> String {
     body.to_string().chars().take(400).collect()
 }
 
-/// A payment through the gateway, then its `payment.initiated` event on the topic.
-async fn payment_on_topic(ctx: &Context) -> Result<String, String> {
-    const TOPIC: &str = "payment.initiated";
-    let token = ctx.token("user").or_else(|_| {
-        ctx.tokens
-            .values()
-            .find_map(|t| t.as_ref().ok())
-            .map(String::as_str)
-            .ok_or_else(|| "no token from the IdP".to_owned())
-    })?;
-    let url = format!("{}/api/payment/1.0.0/payments", ctx.gateway);
-    let key = format!("smoke-{}", uuid::Uuid::new_v4());
-    let response = ctx
-        .http
-        .post(&url)
-        .bearer_auth(token)
-        .header("Idempotency-Key", &key)
-        .json(&json!({"amount": 1500, "currency": "GBP", "payee": "smoke-test"}))
+/// One call through the gateway as `user`; the body on a 2xx (or an accepted status), else
+/// the request and response for the report.
+async fn call(
+    ctx: &Context,
+    user: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    ok: &[u16],
+) -> Result<Value, String> {
+    let token = ctx.token(user)?;
+    let url = format!("{}{path}", ctx.gateway);
+    let mut request = ctx.http.request(method.clone(), &url).bearer_auth(token);
+    if let Some(b) = &body {
+        request = request
+            .json(b)
+            .header("Idempotency-Key", format!("smoke-{}", uuid::Uuid::new_v4()));
+    }
+    let response = request
         .send()
         .await
-        .map_err(|err| format!("POST {url}: {err}"))?;
+        .map_err(|err| format!("{method} {url}: {err}"))?;
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let Some(id) = body["id"]
-        .as_str()
-        .map(str::to_owned)
-        .filter(|_| status.is_success())
-    else {
-        return Err(format!(
-            "POST {url}: {status}\nrequest:  POST {url}\nresponse: {status}\nbody:     {}",
-            excerpt(&body)
-        ));
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() || ok.contains(&status.as_u16()) {
+        Ok(answer)
+    } else {
+        Err(format!(
+            "{method} {url} as {user}: {status}\nrequest:  {method} {url} {}\nresponse: {status}\nbody:     {}",
+            body.map(|b| b.to_string()).unwrap_or_default(),
+            excerpt(&answer)
+        ))
+    }
+}
+
+/// `user`'s wallet in `currency`, opened when it has none.
+async fn wallet(ctx: &Context, user: &str, currency: &str) -> Result<Value, String> {
+    let find = |list: &Value| {
+        list.as_array()
+            .and_then(|ws| ws.iter().find(|w| w["currency"] == currency).cloned())
     };
+    let path = "/api/wallet/1.0.0/wallets";
+    if let Some(w) = find(&call(ctx, user, reqwest::Method::GET, path, None, &[]).await?) {
+        return Ok(w);
+    }
+    let body = json!({ "currency": currency });
+    call(ctx, user, reqwest::Method::POST, path, Some(body), &[409]).await?;
+    find(&call(ctx, user, reqwest::Method::GET, path, None, &[]).await?)
+        .ok_or_else(|| format!("{user} has no {currency} wallet after opening one"))
+}
+
+/// The whole payment flow through the gateway, then its `payment.completed` on the topic:
+/// `user` pays `auditor` across currencies (GBP to EUR: GBP has no velocity rule, so repeated
+/// runs never reach a limit), funded by a credit `finance` requests and `admin` approves.
+async fn payment_on_topic(ctx: &Context) -> Result<String, String> {
+    use reqwest::Method;
+    const TOPIC: &str = "payment.completed";
+    const AMOUNT: i64 = 1500;
+    let payer = wallet(ctx, "user", "GBP").await?;
+    let payee = wallet(ctx, "auditor", "EUR").await?;
+    let payer_id = payer["id"].as_str().unwrap_or_default().to_owned();
+    let payee_id = payee["id"].as_str().unwrap_or_default().to_owned();
+    let payee_before = payee["balance"].as_i64().unwrap_or_default();
+    let request = call(
+        ctx,
+        "finance",
+        Method::POST,
+        &format!("/api/wallet/1.0.0/wallets/{payer_id}/credit-requests"),
+        Some(json!({"amount": AMOUNT, "reference": format!("smoke-{}", uuid::Uuid::new_v4())})),
+        &[],
+    )
+    .await?;
+    let request_id = request["id"].as_str().unwrap_or_default();
+    call(
+        ctx,
+        "admin",
+        Method::POST,
+        &format!("/api/wallet/1.0.0/credit-requests/{request_id}/approve"),
+        None,
+        &[],
+    )
+    .await?;
+    let payment = call(
+        ctx,
+        "user",
+        Method::POST,
+        "/api/payment/1.0.0/payments",
+        Some(
+            json!({"amount": AMOUNT, "currency": "GBP", "payee_wallet_id": payee_id,
+            "payee": "smoke-test", "description": "finctl smoke-test flow"}),
+        ),
+        &[],
+    )
+    .await?;
+    let id = payment["id"].as_str().unwrap_or_default().to_owned();
+    // The saga runs in the workers: follow it until it ends.
+    let path = format!("/api/payment/1.0.0/payments/{id}");
+    let deadline = tokio::time::Instant::now() + ctx.timeout;
+    let done = loop {
+        let p = call(ctx, "user", Method::GET, &path, None, &[]).await?;
+        let status = p["status"].as_str().unwrap_or_default().to_owned();
+        if ["completed", "failed", "rejected"].contains(&status.as_str()) {
+            break p;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "payment {id} is still {status} after {}s: the saga runs in payment-worker, forex-worker and ledger-worker (`finctl logs payment-worker ledger-worker forex-worker`)\nhistory: {}",
+                ctx.timeout.as_secs(),
+                excerpt(&p["history"])
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if done["status"] != "completed" {
+        return Err(format!(
+            "payment {id} ended {} ({}): {}",
+            done["status"],
+            done["failure_reason"],
+            excerpt(&done["history"])
+        ));
+    }
+    let received = done["payee_amount"].as_i64().unwrap_or_default();
+    let payee_after = call(
+        ctx,
+        "auditor",
+        Method::GET,
+        &format!("/api/wallet/1.0.0/wallets/{payee_id}"),
+        None,
+        &[],
+    )
+    .await?["balance"]
+        .as_i64()
+        .unwrap_or_default();
+    if received <= 0 || payee_after < payee_before + received {
+        return Err(format!(
+            "payment {id} completed with payee_amount {received}, but the payee's EUR wallet went from {payee_before} to {payee_after}"
+        ));
+    }
     let Some((bootstrap, rewrites)) = ctx.kafka.clone() else {
         return Err("the broker publishes no Kafka port".into());
     };
@@ -849,11 +956,11 @@ async fn payment_on_topic(ctx: &Context) -> Result<String, String> {
     .map_err(|err| format!("reading {TOPIC}: {err:#}"))?;
     match found {
         Some(m) => Ok(format!(
-            "payment {id} at {TOPIC}[{}]@{}",
+            "payment {id}: {AMOUNT} GBP -> {received} EUR, completed; {TOPIC}[{}]@{}",
             m.partition, m.offset
         )),
         None => Err(format!(
-            "payment {id} was accepted but no {TOPIC} event carried it within {}s: the outbox relay runs in payment-worker",
+            "payment {id} completed but no {TOPIC} event carried it within {}s: the outbox relay runs in payment-worker",
             deadline.as_secs()
         )),
     }
