@@ -107,17 +107,18 @@ impl Api {
         }
     }
 
-    fn base(&self, service: &str, attempt: usize) -> anyhow::Result<&str> {
+    /// The API process `slot` picks (round robin over the service's processes).
+    fn base(&self, service: &str, slot: usize) -> anyhow::Result<&str> {
         let Some(urls) = self.urls.get(service).filter(|u| !u.is_empty()) else {
             bail!("the fleet runs no `{service}` API");
         };
-        let n = self.next.fetch_add(1, Ordering::Relaxed) + attempt;
-        Ok(&urls[n % urls.len()])
+        Ok(&urls[slot % urls.len()])
     }
 
-    /// One attempt: an error when no answer came.
-    pub async fn once(&self, call: &Call<'_>, attempt: usize) -> anyhow::Result<Reply> {
-        let url = format!("{}{}", self.base(call.service, attempt)?, call.path);
+    /// One attempt at the API process `slot` picks (slot modulo the service's processes): an
+    /// error when no answer came.
+    pub async fn once(&self, call: &Call<'_>, slot: usize) -> anyhow::Result<Reply> {
+        let url = format!("{}{}", self.base(call.service, slot)?, call.path);
         let mut req = self
             .http
             .request(call.method.clone(), &url)
@@ -142,9 +143,11 @@ impl Api {
     /// repeat is harmless (a second approval is refused, not applied twice).
     pub async fn send(&self, call: &Call<'_>, deadline: Instant) -> anyhow::Result<Reply> {
         let mut delay = Duration::from_millis(50);
+        // Each request starts at the next process; each retry moves on to the one after.
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
         loop {
-            let result = self.once(call, attempt).await;
+            let result = self.once(call, start + attempt).await;
             match &result {
                 Ok(r) if r.status < 500 => return result,
                 _ if Instant::now() + delay >= deadline => {
