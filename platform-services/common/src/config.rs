@@ -318,6 +318,38 @@ impl JobConfig {
     }
 }
 
+/// The worker's event runtime: consumers and the outbox relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Attempts at one event before it goes to `<topic>.dlq` (`EVENT_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// The relay's pause when the outbox had nothing to send (`OUTBOX_POLL_MS`).
+    pub outbox_poll: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            outbox_poll: Duration::from_millis(50),
+        }
+    }
+}
+
+impl EventsConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            max_attempts: positive(env, env::EVENT_MAX_ATTEMPTS, d.max_attempts)?,
+            outbox_poll: Duration::from_millis(positive(
+                env,
+                env::OUTBOX_POLL_MS,
+                d.outbox_poll.as_millis() as u64,
+            )?),
+        })
+    }
+}
+
 /// How spans reach the collector (`OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OtlpProtocol {
@@ -551,6 +583,24 @@ mod tests {
         assert!(
             reason.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn events_defaults_and_overrides() {
+        let none: &[(&str, &str); 0] = &[];
+        assert_eq!(
+            EventsConfig::from_env(none).unwrap(),
+            EventsConfig::default()
+        );
+        let env = &[("EVENT_MAX_ATTEMPTS", "3"), ("OUTBOX_POLL_MS", "10")];
+        let cfg = EventsConfig::from_env(env).unwrap();
+        assert_eq!(cfg.max_attempts, 3);
+        assert_eq!(cfg.outbox_poll, Duration::from_millis(10));
+        let err = EventsConfig::from_env(&[("EVENT_MAX_ATTEMPTS", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EVENT_MAX_ATTEMPTS=\"0\" is not valid: must be greater than zero"
         );
     }
 

@@ -52,6 +52,12 @@ pub const JOB_LEASE_SECONDS: &str = "JOB_LEASE_SECONDS";
 /// Seconds a job result stays readable (default 86400).
 pub const JOB_RESULT_TTL_SECONDS: &str = "JOB_RESULT_TTL_SECONDS";
 
+/// Attempts an event consumer makes at one event before it dead-letters it to `<topic>.dlq`
+/// (default 5).
+pub const EVENT_MAX_ATTEMPTS: &str = "EVENT_MAX_ATTEMPTS";
+/// Milliseconds the outbox relay waits when it found nothing to send (default 50).
+pub const OUTBOX_POLL_MS: &str = "OUTBOX_POLL_MS";
+
 /// payment: base URL of rule-engine (default `http://rule-engine:8000`).
 pub const RULE_ENGINE_URL: &str = "RULE_ENGINE_URL";
 /// payment: payments above this amount (minor units of the payment's currency) need a
@@ -68,5 +74,7 @@ pub const FOREX_SPREAD_BPS: &str = "FOREX_SPREAD_BPS";
 pub const FOREX_QUOTE_TTL_SECONDS: &str = "FOREX_QUOTE_TTL_SECONDS";
 /// forex: rates file the `forex.refresh_rates` job loads (default: the bundled file).
 pub const FOREX_RATES_FILE: &str = "FOREX_RATES_FILE";
+/// forex: seconds a rate may be quoted after forex loaded or set it (default 86400).
+pub const FOREX_MAX_RATE_AGE_SECONDS: &str = "FOREX_MAX_RATE_AGE_SECONDS";
 /// First retry delay in milliseconds; doubles per attempt, capped at 5 minutes (default 1000).
 pub const JOB_BACKOFF_BASE_MS: &str = "JOB_BACKOFF_BASE_MS";

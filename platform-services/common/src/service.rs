@@ -15,10 +15,10 @@ use utoipa::openapi::OpenApi;
 
 use crate::auth::{JwksOptions, TokenVerifier};
 use crate::config::{
-    self, ConfigError, DbConfig, EnvSource, HttpConfig, JobConfig, KafkaConfig, OidcConfig,
-    OtlpConfig, ProcessEnv, RedisConfig,
+    self, ConfigError, DbConfig, EnvSource, EventsConfig, HttpConfig, JobConfig, KafkaConfig,
+    OidcConfig, OtlpConfig, ProcessEnv, RedisConfig,
 };
-use crate::events::{KafkaProbe, OutboxRelay, ensure_topics};
+use crate::events::{KafkaProbe, OutboxRelay, Subscription, ensure_topics};
 use crate::health::{PostgresProbe, Readiness, RedisProbe};
 use crate::jobs::{JobClient, TaskRegistry, Worker, WorkerOptions, register_smoke_tasks};
 use crate::metrics::Metrics;
@@ -40,6 +40,10 @@ pub struct ServiceSpec {
     pub routes: fn(&Context) -> Result<Router, ConfigError>,
     /// The service's own tasks, besides `<name>.echo` which every worker has.
     pub tasks: fn(&mut TaskRegistry, &Context),
+    /// The events the service consumes: the worker runs each subscription (an
+    /// `IdempotentConsumer`, dead-lettering to `<topic>.dlq`), creates its topics and their
+    /// dead-letter topics when missing, and stops it on shutdown. `|_| Vec::new()` for none.
+    pub consumers: fn(&Context) -> Vec<Subscription>,
 }
 
 /// What handlers and tasks get from the platform.
@@ -60,7 +64,7 @@ pub struct Context {
 enum Command {
     /// Serve the HTTP API on 0.0.0.0:$PORT (the default).
     Serve,
-    /// Run background jobs from `<service>-tasks` (and relay the outbox).
+    /// Run background jobs from `<service>-tasks` (and relay the outbox, and consume events).
     Worker,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -75,7 +79,7 @@ fn usage(program: &str) -> String {
          Usage: {program} [COMMAND]\n\n\
          Commands:\n  \
          serve        Serve the HTTP API on 0.0.0.0:$PORT (the default)\n  \
-         worker       Run background jobs from <service>-tasks (and relay the outbox)\n  \
+         worker       Run background jobs from <service>-tasks (and relay the outbox, and consume events)\n  \
          migrate      Apply pending database migrations and exit\n  \
          healthcheck  Exit 0 if GET http://127.0.0.1:$PORT/health answers 200, else 1\n"
     )
@@ -280,33 +284,35 @@ async fn worker(spec: &ServiceSpec) -> Result<(), Failure> {
     let http_cfg = HttpConfig::from_env(env.as_ref())?;
     let redis_cfg = RedisConfig::from_env(env.as_ref())?;
     let job_cfg = JobConfig::from_env(env.as_ref())?;
-    let needs_db = spec.worker_uses_db || !spec.publishes.is_empty();
-    let db_cfg = if needs_db {
-        DbConfig::from_env(env.as_ref())?
-    } else {
-        // A pool that is never used: building it does not connect.
-        DbConfig::from_env(env.as_ref()).unwrap_or(DbConfig {
-            host: "unused".into(),
-            port: 26257,
-            name: "unused".into(),
-            user: "unused".into(),
-            password: None,
-        })
-    };
-    let kafka_cfg = if spec.publishes.is_empty() {
+    let events_cfg = EventsConfig::from_env(env.as_ref())?;
+    let db_env = DbConfig::from_env(env.as_ref());
+    // Without DB settings, a pool that is never used: building it does not connect.
+    let db_cfg = db_env.as_ref().cloned().unwrap_or(DbConfig {
+        host: "unused".into(),
+        port: 26257,
+        name: "unused".into(),
+        user: "unused".into(),
+        password: None,
+    });
+    let otlp = OtlpConfig::from_env(env.as_ref())?;
+    let ctx = context(spec, env.clone(), &db_cfg, &redis_cfg)?;
+    let subscriptions = (spec.consumers)(&ctx);
+    let needs_db = spec.worker_uses_db || !spec.publishes.is_empty() || !subscriptions.is_empty();
+    if needs_db {
+        db_env?;
+    }
+    let kafka_cfg = if spec.publishes.is_empty() && subscriptions.is_empty() {
         None
     } else {
         Some(KafkaConfig::from_env(env.as_ref())?)
     };
-    let otlp = OtlpConfig::from_env(env.as_ref())?;
-    let ctx = context(spec, env.clone(), &db_cfg, &redis_cfg)?;
     let telemetry = telemetry::init(&ctx.service, otlp.as_ref())?;
     let worked = work(
         spec,
         &ctx,
         &http_cfg,
         &job_cfg,
-        kafka_cfg.as_ref(),
+        kafka_cfg.as_ref().map(|k| (k, &events_cfg, subscriptions)),
         needs_db,
     )
     .await;
@@ -314,13 +320,14 @@ async fn worker(spec: &ServiceSpec) -> Result<(), Failure> {
     worked
 }
 
-/// Jobs, the outbox relay and the health routes, until SIGTERM or Ctrl-C.
+/// Jobs, the event runtime (relay and consumers, when the service publishes or consumes)
+/// and the health routes, until SIGTERM or Ctrl-C.
 async fn work(
     spec: &ServiceSpec,
     ctx: &Context,
     http_cfg: &HttpConfig,
     job_cfg: &JobConfig,
-    kafka_cfg: Option<&KafkaConfig>,
+    events: Option<(&KafkaConfig, &EventsConfig, Vec<Subscription>)>,
     needs_db: bool,
 ) -> Result<(), Failure> {
     let metrics = Arc::new(Metrics::new(&ctx.service));
@@ -336,24 +343,20 @@ async fn work(
         });
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     let mut background = tokio::task::JoinSet::new();
-    if let Some(k) = kafka_cfg {
-        readiness = readiness.with(KafkaProbe::new(k.brokers.clone()));
-        let topics = spec.publishes;
-        let brokers = k.brokers.clone();
-        background.spawn(async move {
-            // Bootstrap creates topics; this is a safety net for a fresh broker.
-            if let Err(e) = ensure_topics(&brokers, topics).await {
-                tracing::warn!(error = %e, "could not ensure topics exist");
-            }
-        });
-        let relay = OutboxRelay::new(ctx.db.clone(), &k.brokers)
-            .map_err(|e| anyhow::anyhow!("kafka producer: {e}"))?;
-        background.spawn(relay.run(stopped(stop_rx.clone())));
-    }
+    let events = match events {
+        Some((kafka, events_cfg, subscriptions)) => {
+            readiness = readiness.with(KafkaProbe::new(kafka.brokers.clone()));
+            Some(EventRuntime::start_with(
+                ctx,
+                spec.publishes,
+                subscriptions,
+                kafka,
+                events_cfg,
+            )?)
+        }
+        None => None,
+    };
     let health = worker_health_router(ctx.service.clone(), Arc::new(readiness), metrics.clone());
     let addr = std::net::SocketAddr::from(([0, 0, 0, 0], http_cfg.port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -381,11 +384,89 @@ async fn work(
             let _ = stop_tx.send(true);
         })
         .await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    let grace = Duration::from_secs(5);
+    let _ = tokio::time::timeout(grace, async {
+        if let Some(events) = events {
+            events.stop(grace).await;
+        }
         while background.join_next().await.is_some() {}
     })
     .await;
     Ok(())
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The event side of a worker: the outbox relay when the service publishes, and one
+/// consumer per subscription, each a task until [`EventRuntime::stop`].
+pub struct EventRuntime {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl EventRuntime {
+    /// Starts what a worker of `spec` runs besides jobs: the relay of `spec.publishes`
+    /// (whose topics are created when missing) and every subscription of `spec.consumers`.
+    pub fn start(
+        spec: &ServiceSpec,
+        ctx: &Context,
+        kafka: &KafkaConfig,
+        events: &EventsConfig,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(ctx, spec.publishes, (spec.consumers)(ctx), kafka, events)
+    }
+
+    fn start_with(
+        ctx: &Context,
+        publishes: &'static [&'static str],
+        subscriptions: Vec<Subscription>,
+        kafka: &KafkaConfig,
+        events: &EventsConfig,
+    ) -> anyhow::Result<Self> {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        if !publishes.is_empty() {
+            let brokers = kafka.brokers.clone();
+            tasks.spawn(async move {
+                // Bootstrap creates topics; this is a safety net for a fresh broker.
+                if let Err(e) = ensure_topics(&brokers, publishes).await {
+                    tracing::warn!(error = %e, "could not ensure topics exist");
+                }
+            });
+            let relay = OutboxRelay::new(ctx.db.clone(), &kafka.brokers)
+                .map_err(|e| anyhow::anyhow!("kafka producer: {e}"))?
+                .with_poll(events.outbox_poll);
+            tasks.spawn(relay.run(stopped(rx.clone())));
+        }
+        for subscription in subscriptions {
+            let consumer = subscription
+                .consumer(ctx.db.clone())
+                .with_max_attempts(events.max_attempts);
+            let topics = subscription.topics();
+            let brokers = kafka.brokers.clone();
+            let rx = rx.clone();
+            tasks.spawn(async move {
+                let name = consumer.name().to_owned();
+                tracing::info!(consumer = %name, ?topics, "consuming");
+                if let Err(e) = consumer.run(&brokers, topics, stopped(rx)).await {
+                    tracing::error!(consumer = %name, error = %e, "event consumer stopped");
+                }
+            });
+        }
+        Ok(Self { stop, tasks })
+    }
+
+    /// Tells every task to stop, and waits for them at most `grace` (then aborts them).
+    pub async fn stop(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.shutdown().await;
+    }
 }
 
 /// Workers answer `/health`, `/readiness` and `/metrics` too, so one image healthcheck fits both.

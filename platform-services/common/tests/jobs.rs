@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use platform_common::jobs::{
-    FAIL, FAIL_DEFAULT_MESSAGE, JobClient, JobEnvelope, JobStatus, TaskError, TaskRegistry, Worker,
-    WorkerOptions, register_smoke_tasks,
+    FAIL, FAIL_DEFAULT_MESSAGE, JobClient, JobEnvelope, JobResult, JobStatus, StopHandle,
+    TaskError, TaskRegistry, Worker, WorkerOptions, register_smoke_tasks,
 };
 use platform_common::redis_handle::RedisHandle;
 use platform_testing::infra;
@@ -210,7 +210,7 @@ async fn smoke_fail_task_is_retried_then_dead_lettered() {
 }
 
 #[tokio::test]
-async fn fatal_errors_and_unknown_tasks_are_not_retried() {
+async fn fatal_errors_are_not_retried() {
     let (svc, redis, client, _g) = setup().await;
     let mut tasks = TaskRegistry::default();
     platform_testing::tasks::register(&mut tasks, &svc);
@@ -219,21 +219,86 @@ async fn fatal_errors_and_unknown_tasks_are_not_retried() {
         .enqueue(&format!("{svc}.add"), json!(["a", 1]))
         .await
         .unwrap();
-    let unknown = client.enqueue("no.such.task", json!(1)).await.unwrap();
     let r = client
         .wait(&bad, Duration::from_secs(5))
         .await
         .unwrap()
         .unwrap();
     assert_eq!((r.status, r.attempts), (JobStatus::Dead, 1));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_task_is_retried_with_backoff_then_dead_lettered() {
+    let (svc, redis, client, _g) = setup().await;
+    let mut tasks = TaskRegistry::default();
+    platform_testing::tasks::register(&mut tasks, &svc);
+    let w = start(&svc, &redis, tasks, fast());
+    let job = JobEnvelope {
+        max_attempts: 3,
+        ..JobEnvelope::new("no.such.task", json!(1))
+    };
+    let id = client.enqueue_envelope(&job).await.unwrap();
     let r = client
-        .wait(&unknown, Duration::from_secs(5))
+        .wait(&id, Duration::from_secs(10))
         .await
         .unwrap()
-        .unwrap();
-    assert_eq!(r.status, JobStatus::Dead);
+        .expect("finished");
+    assert_eq!((r.status, r.attempts), (JobStatus::Dead, 3), "{r:?}");
     assert!(r.error.unwrap().contains("unknown task"));
+    let dead = client.dead_letters(10).await.unwrap();
+    assert_eq!((dead.len(), dead[0].attempts), (1, 3));
     w.stop().await;
+}
+
+/// A rolling deploy: an old worker takes a job for a task only the new build has. The job
+/// waits out a retry and runs once a new worker is there.
+#[tokio::test]
+async fn an_unknown_task_runs_once_a_worker_that_has_it_arrives() {
+    let (svc, redis, client, _g) = setup().await;
+    let old = start(
+        &svc,
+        &redis,
+        TaskRegistry::default(),
+        WorkerOptions {
+            // Long enough that the old worker does not use up the attempts on its own.
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(2),
+            ..fast()
+        },
+    );
+    let id = client.enqueue("new.task", json!(41)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        if let Some(r) = client.result(&id).await.unwrap() {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (first.status, first.attempts),
+        (JobStatus::Retrying, 1),
+        "{first:?}"
+    );
+    assert!(first.error.unwrap().contains("unknown task"));
+    old.stop().await;
+    let mut tasks = TaskRegistry::default();
+    tasks.register("new.task", |n| async move {
+        Ok(json!(n.as_i64().unwrap_or(0) + 1))
+    });
+    let new = start(&svc, &redis, tasks, fast());
+    let r = client
+        .wait(&id, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .expect("finished");
+    assert_eq!(
+        (r.status, r.attempts, r.result),
+        (JobStatus::Succeeded, 2, Some(json!(42)))
+    );
+    assert!(client.dead_letters(10).await.unwrap().is_empty());
+    new.stop().await;
 }
 
 #[tokio::test]
@@ -289,6 +354,20 @@ async fn stopping_hands_unfinished_jobs_back() {
     let workers: Vec<String> = c.smembers(client.keys().workers()).await.unwrap();
     assert!(workers.is_empty(), "deregistered: {workers:?}");
     let _ = id;
+}
+
+/// A numeric field of one `INFO` section.
+async fn info_field(redis: &RedisHandle, section: &str, field: &str) -> u64 {
+    let mut c = redis.conn().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// Calls of one Redis command so far, from `INFO commandstats`.
@@ -456,4 +535,246 @@ async fn a_job_that_keeps_killing_its_workers_is_dead_lettered() {
     let q = client.result(&quick).await.unwrap().expect("quick job ran");
     assert_eq!(q.result, Some(json!(2)));
     last.stop().await;
+}
+
+/// A worker started with a stop handle, so a test can ask for the stop at a known point.
+struct Stoppable {
+    id: String,
+    stop: StopHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_stoppable(
+    service: &str,
+    redis: &RedisHandle,
+    tasks: TaskRegistry,
+    opts: WorkerOptions,
+) -> Stoppable {
+    let w = Worker::new(service, redis.clone(), tasks, opts);
+    let (id, stop) = (w.id().to_string(), w.stop_handle());
+    let task = tokio::spawn(w.run(std::future::pending()));
+    Stoppable { id, stop, task }
+}
+
+/// How a job stands in Redis, for the tests about claims and leases.
+#[derive(Debug, PartialEq)]
+struct Standing {
+    queued: usize,
+    deliveries: Option<u32>,
+    lease: Option<String>,
+}
+
+async fn standing(redis: &RedisHandle, client: &JobClient, id: &str) -> Standing {
+    let mut c = redis.conn().await.unwrap();
+    let queue: Vec<String> = c.lrange(client.keys().queue(), 0, -1).await.unwrap();
+    let queued = queue
+        .iter()
+        .filter(|raw| serde_json::from_str::<JobEnvelope>(raw).unwrap().id == id)
+        .count();
+    Standing {
+        queued,
+        deliveries: c.hget(client.keys().deliveries(), id).await.unwrap(),
+        lease: c.hget(client.keys().leases(), id).await.unwrap(),
+    }
+}
+
+/// A task that blocks its first run until `gate` is opened, then returns `first`; later runs
+/// return their run number.
+fn gated(
+    tasks: &mut TaskRegistry,
+    name: &str,
+    first: Result<serde_json::Value, TaskError>,
+) -> (
+    Arc<tokio::sync::Notify>,
+    Arc<tokio::sync::Notify>,
+    Arc<AtomicU32>,
+) {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let runs = Arc::new(AtomicU32::new(0));
+    let (s, g, r) = (started.clone(), gate.clone(), runs.clone());
+    tasks.register(name, move |_| {
+        let (s, g, r, first) = (s.clone(), g.clone(), r.clone(), first.clone());
+        async move {
+            let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+            if n > 1 {
+                return Ok(json!(n));
+            }
+            s.notify_one();
+            g.notified().await;
+            first
+        }
+    });
+    (started, gate, runs)
+}
+
+/// A worker's lease lapses while it runs a job (a stalled process, a partition): another
+/// worker reaps the job and runs it. When the first run ends, its outcome must be refused,
+/// whatever it is, and the second run's result stands.
+async fn a_reaped_delivery_cannot_record(first: Result<serde_json::Value, TaskError>) {
+    let (svc, redis, client, _g) = setup().await;
+    let mut tasks = TaskRegistry::default();
+    let (started, gate, runs) = gated(&mut tasks, "fenced", first);
+    // A long lease: only the test makes it lapse.
+    let stale = start_stoppable(
+        &svc,
+        &redis,
+        tasks.clone(),
+        WorkerOptions {
+            concurrency: 1,
+            lease: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+            ..fast()
+        },
+    );
+    let id = client.enqueue("fenced", json!(null)).await.unwrap();
+    started.notified().await;
+    let mut c = redis.conn().await.unwrap();
+    let _: i64 = c.del(client.keys().heartbeat(&stale.id)).await.unwrap();
+    let other = start(&svc, &redis, tasks, fast());
+    let second = client
+        .wait(&id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("reaped and run again");
+    assert_eq!(
+        (second.status, second.attempts, second.result.clone()),
+        (JobStatus::Succeeded, 1, Some(json!(2)))
+    );
+    // The first run ends now; stopping waits for its outcome to be recorded or refused.
+    gate.notify_one();
+    stale.stop.stop();
+    stale.task.await.unwrap();
+    let after = client.result(&id).await.unwrap().expect("result kept");
+    assert_eq!(after, second, "the stale delivery overwrote the result");
+    let done: Vec<String> = c.lrange(client.keys().done(&id), 0, -1).await.unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(serde_json::from_str::<JobResult>(&done[0]).unwrap(), second);
+    let scheduled: usize = c.zcard(client.keys().scheduled()).await.unwrap();
+    assert_eq!(scheduled, 0, "the stale delivery scheduled a retry");
+    assert!(client.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(
+        standing(&redis, &client, &id).await,
+        Standing {
+            queued: 0,
+            deliveries: None,
+            lease: None
+        }
+    );
+    other.stop().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_reaped_delivery_cannot_complete() {
+    a_reaped_delivery_cannot_record(Ok(json!(1))).await;
+}
+
+#[tokio::test]
+async fn a_reaped_delivery_cannot_retry() {
+    a_reaped_delivery_cannot_record(Err(TaskError::retry("first run failed"))).await;
+}
+
+#[tokio::test]
+async fn a_reaped_delivery_cannot_bury() {
+    a_reaped_delivery_cannot_record(Err(TaskError::fatal("first run failed for good"))).await;
+}
+
+/// The stop comes while a job runs: recording its outcome must not claim (and count) the next
+/// queued job, which the stopping worker would never run.
+#[tokio::test]
+async fn a_stopping_worker_does_not_claim_the_next_job_with_an_outcome() {
+    let (svc, redis, client, _g) = setup().await;
+    let mut tasks = TaskRegistry::default();
+    let (started, gate, _) = gated(&mut tasks, "gated", Ok(json!("done")));
+    let later_runs = Arc::new(AtomicU32::new(0));
+    let l = later_runs.clone();
+    tasks.register("later", move |_| {
+        l.fetch_add(1, Ordering::SeqCst);
+        async { Ok(json!(null)) }
+    });
+    let running = client.enqueue("gated", json!(null)).await.unwrap();
+    let queued = client.enqueue("later", json!(null)).await.unwrap();
+    let w = start_stoppable(
+        &svc,
+        &redis,
+        tasks,
+        WorkerOptions {
+            concurrency: 1,
+            grace: Duration::from_secs(30),
+            ..fast()
+        },
+    );
+    started.notified().await;
+    w.stop.stop();
+    gate.notify_one();
+    w.task.await.unwrap();
+    let r = client.result(&running).await.unwrap().expect("finished");
+    assert_eq!(
+        (r.status, r.result),
+        (JobStatus::Succeeded, Some(json!("done")))
+    );
+    assert_eq!(later_runs.load(Ordering::SeqCst), 0);
+    assert!(client.result(&queued).await.unwrap().is_none());
+    assert_eq!(
+        standing(&redis, &client, &queued).await,
+        Standing {
+            queued: 1,
+            deliveries: None,
+            lease: None
+        },
+        "the next job must stay queued and uncounted"
+    );
+}
+
+/// The stop comes while a worker waits for a job: a job arriving then is handed back
+/// uncounted, not run.
+#[tokio::test]
+async fn a_stopping_worker_hands_back_a_job_it_was_waiting_for() {
+    let (svc, redis, client, _g) = setup().await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut tasks = TaskRegistry::default();
+    platform_testing::tasks::register(&mut tasks, &svc);
+    let r = runs.clone();
+    tasks.register("late", move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+        async { Ok(json!(null)) }
+    });
+    let w = start_stoppable(
+        &svc,
+        &redis,
+        tasks,
+        WorkerOptions {
+            concurrency: 1,
+            // The wait the stop interrupts: long, so the late job arrives during it.
+            poll: Duration::from_secs(3),
+            ..fast()
+        },
+    );
+    // One job through first, so the worker is surely waiting on the queue.
+    let (_, warm) = client
+        .call(&format!("{svc}.echo"), json!(1), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(warm.expect("warm-up job").status, JobStatus::Succeeded);
+    // Its blocking wait has begun once Redis counts a blocked client (ours is the only one
+    // on a container of its own).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while info_field(&redis, "clients", "blocked_clients").await < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "worker not waiting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.stop.stop();
+    let late = client.enqueue("late", json!(null)).await.unwrap();
+    w.task.await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "run after the stop");
+    assert!(client.result(&late).await.unwrap().is_none());
+    assert_eq!(
+        standing(&redis, &client, &late).await,
+        Standing {
+            queued: 1,
+            deliveries: None,
+            lease: None
+        }
+    );
 }

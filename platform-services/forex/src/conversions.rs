@@ -5,7 +5,7 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use chrono::Utc;
 use platform_common::auth::CurrentUser;
-use platform_common::db::DbOptionExt;
+use platform_common::db::{self, DbOptionExt};
 use platform_common::http::ApiJson;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -33,24 +33,28 @@ pub(crate) async fn convert(
     CurrentUser(user): CurrentUser,
     ApiJson(r): ApiJson<ConversionRequest>,
 ) -> Result<(StatusCode, Json<Quote>), ForexError> {
-    let not_found = || ForexError::QuoteNotFound(r.quote_id.to_string());
-    let mut c = s.ctx.db.get().await?;
-    let tx = c.transaction().await?;
-    let stored = store::lock_quote(&tx, r.quote_id)
-        .await
-        .or_not_found(not_found)?;
-    // Someone else's quote is not found either.
-    if stored.owner != user.username {
-        return Err(not_found());
-    }
-    if stored.converted_at.is_some() {
-        return Err(ForexError::QuoteUsed(r.quote_id.to_string()));
-    }
-    let expires_at = stored.quote.expires_at;
-    if Utc::now() >= expires_at {
-        return Err(ForexError::QuoteExpired(r.quote_id.to_string(), expires_at));
-    }
-    store::mark_converted(&tx, r.quote_id).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(stored.quote)))
+    let id = r.quote_id;
+    let quote = db::serializable(&s.ctx.db, |tx| {
+        let user_id = user.id.clone();
+        Box::pin(async move {
+            let not_found = || ForexError::QuoteNotFound(id.to_string());
+            let stored = store::lock_quote(tx, id).await.or_not_found(not_found)?;
+            // Someone else's quote is not found either. Quotes are keyed by the stable
+            // subject: a username can be renamed, and then given to someone else.
+            if stored.owner_id.as_deref() != Some(user_id.as_str()) {
+                return Err(not_found());
+            }
+            if stored.converted_at.is_some() {
+                return Err(ForexError::QuoteUsed(id.to_string()));
+            }
+            let expires_at = stored.quote.expires_at;
+            if Utc::now() >= expires_at {
+                return Err(ForexError::QuoteExpired(id.to_string(), expires_at));
+            }
+            store::mark_converted(tx, id).await?;
+            Ok(stored.quote)
+        })
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(quote)))
 }

@@ -8,6 +8,16 @@ pub enum ForexError {
     Common(#[from] CommonError),
     #[error("no rate for {0}")]
     NoRate(String),
+    /// The rate was loaded or set longer ago than the maximum rate age.
+    #[error(
+        "the {currency} rate was loaded at {loaded_at}, more than {max_age_seconds} s ago \
+         (FOREX_MAX_RATE_AGE_SECONDS)"
+    )]
+    RateStale {
+        currency: String,
+        loaded_at: DateTime<Utc>,
+        max_age_seconds: u64,
+    },
     #[error("quote {0} not found")]
     QuoteNotFound(String),
     #[error("quote {0} expired at {1}")]
@@ -20,7 +30,7 @@ impl ApiError for ForexError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Common(c) => c.status(),
-            Self::NoRate(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NoRate(_) | Self::RateStale { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::QuoteNotFound(_) => StatusCode::NOT_FOUND,
             Self::QuoteExpired(..) => StatusCode::GONE,
             Self::QuoteUsed(_) => StatusCode::CONFLICT,
@@ -31,6 +41,7 @@ impl ApiError for ForexError {
         match self {
             Self::Common(c) => c.code(),
             Self::NoRate(_) => "rate_unavailable",
+            Self::RateStale { .. } => "rate_stale",
             Self::QuoteNotFound(_) => "quote_not_found",
             Self::QuoteExpired(..) => "quote_expired",
             Self::QuoteUsed(_) => "quote_already_converted",

@@ -58,7 +58,7 @@ fn event(rate: &Rate) -> Result<Event, Infallible> {
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream",
         description = "`event: rate` with `data:` a Rate as JSON, one per current rate on connect, then one per change; `: keep-alive` comments every 15 s",
-        body = String, example = "event: rate\ndata: {\"currency\":\"EUR\",\"per_usd\":\"0.92340000\",\"source\":\"manual:admin\",\"as_of\":\"2026-01-02T03:04:05Z\"}\n\n")))]
+        body = String, example = "event: rate\ndata: {\"currency\":\"EUR\",\"per_usd\":\"0.92340000\",\"source\":\"manual:admin\",\"as_of\":\"2026-01-02T03:04:05Z\",\"loaded_at\":\"2026-01-02T03:04:05Z\"}\n\n")))]
 pub(crate) async fn stream_rates(
     AxState(s): AxState<State>,
     CurrentUser(_): CurrentUser,

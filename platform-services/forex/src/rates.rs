@@ -1,4 +1,10 @@
 //! Rates: the table of units per 1 USD, read by anyone, set by admin or from a rates file.
+//!
+//! A rate set by hand (`PUT /rates/{currency}`, source `manual:<username>`) wins over the
+//! rates file: refreshes keep it until another `PUT` replaces it or a refresh run with
+//! `replace_manual` resets it to the file's rate. Every rate is quoted only while it is younger
+//! than the maximum rate age, counted from `loaded_at` (when forex last loaded or set it), not
+//! from the file's `as_of`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +13,7 @@ use axum::extract::State as AxState;
 use chrono::{DateTime, Utc};
 use platform_common::CommonError;
 use platform_common::auth::{CurrentUser, RoleGuard, roles};
-use platform_common::db::Pool;
+use platform_common::db::{self, Pool};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::jobs::TaskError;
 use platform_common::money::CurrencyCode;
@@ -23,14 +29,20 @@ const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"currency": "EUR", "per_usd": "0.92340000", "source": "manual:admin",
-    "as_of": "2026-01-02T03:04:05Z"}))]
+    "as_of": "2026-01-02T03:04:05Z", "loaded_at": "2026-01-02T03:04:05Z"}))]
 pub struct Rate {
     #[schema(value_type = CurrencyCode)]
     pub currency: String,
     /// Units of the currency per 1 USD, 8 decimals, as a string: never a float.
     pub per_usd: String,
+    /// `manual:<username>` for a rate set by hand (kept by refreshes), else the rates file.
     pub source: String,
+    /// When the rate's source published it (the rates file's `as_of`; the time of a manual
+    /// `PUT`).
     pub as_of: DateTime<Utc>,
+    /// When forex last loaded or set the rate: a quote refuses it (`rate_stale`) once it is
+    /// older than the maximum rate age (`FOREX_MAX_RATE_AGE_SECONDS`).
+    pub loaded_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -49,8 +61,30 @@ struct RatesFile {
     rates: BTreeMap<String, String>,
 }
 
-/// Load a rates file into the table; returns how many rates were written.
-pub async fn refresh_rates(pool: &Pool, path: Option<&str>) -> Result<usize, TaskError> {
+/// What a refresh does to rates set by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualRates {
+    /// Keep them (the default: a manual rate wins over the file).
+    Keep,
+    /// Replace them with the file's rates: the explicit reset.
+    Replace,
+}
+
+/// What a refresh wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Rates loaded from the file.
+    pub loaded: usize,
+    /// Currencies whose manual rate was kept instead.
+    pub kept_manual: Vec<String>,
+}
+
+/// Load a rates file (the bundled one when `path` is `None`) into the table.
+pub async fn refresh_rates(
+    pool: &Pool,
+    path: Option<&str>,
+    manual: ManualRates,
+) -> Result<Refreshed, TaskError> {
     let (raw, source) = match path {
         Some(p) => (
             std::fs::read_to_string(p)
@@ -77,16 +111,25 @@ pub async fn refresh_rates(pool: &Pool, path: Option<&str>) -> Result<usize, Tas
         })?;
         parsed.push((cur.clone(), e8));
     }
-    let retry = |e: &dyn std::fmt::Display| TaskError::retry(e.to_string());
-    let mut c = pool.get().await.map_err(|e| retry(&e))?;
-    let tx = c.transaction().await.map_err(|e| retry(&e))?;
-    for (cur, e8) in &parsed {
-        store::upsert_rate(&tx, cur, *e8, &source, file.as_of)
-            .await
-            .map_err(|e| retry(&e))?;
-    }
-    tx.commit().await.map_err(|e| retry(&e))?;
-    Ok(parsed.len())
+    let (as_of, replace) = (file.as_of, manual == ManualRates::Replace);
+    let kept_manual = db::serializable(pool, |tx| {
+        let (parsed, source) = (parsed.clone(), source.clone());
+        Box::pin(async move {
+            let mut kept = Vec::new();
+            for (cur, e8) in &parsed {
+                if !store::load_rate(tx, cur, *e8, &source, as_of, replace).await? {
+                    kept.push(cur.clone());
+                }
+            }
+            Ok::<_, ForexError>(kept)
+        })
+    })
+    .await
+    .map_err(|e| TaskError::retry(e.to_string()))?;
+    Ok(Refreshed {
+        loaded: parsed.len() - kept_manual.len(),
+        kept_manual,
+    })
 }
 
 /// Current rates (any authenticated caller).
@@ -100,7 +143,8 @@ pub(crate) async fn list_rates(
     Ok(Json(store::rates(&c).await?))
 }
 
-/// Set one rate by hand (admin).
+/// Set one rate by hand (admin). It wins over the rates file until another `PUT` replaces it
+/// or a `forex.refresh_rates` job with `{"replace_manual": true}` resets it.
 #[utoipa::path(put, path = "/rates/{currency}", tag = "forex", operation_id = "put_rate",
     security(("bearer" = ["admin"])), request_body = RateBody,
     params(("currency" = CurrencyCode, Path)),
@@ -119,18 +163,14 @@ pub(crate) async fn put_rate(
             "a positive decimal with at most 8 decimals, as a string",
         )
     })?;
-    let source = format!("manual:{}", user.username);
-    let now = Utc::now();
-    let mut c = s.ctx.db.get().await?;
-    let tx = c.transaction().await?;
-    store::upsert_rate(&tx, &currency, e8, &source, now).await?;
-    tx.commit().await?;
-    let rate = Rate {
-        currency,
-        per_usd: rate::format(e8),
-        source,
-        as_of: now,
-    };
+    let source = format!("{}{}", store::MANUAL_PREFIX, user.username);
+    let rate = db::serializable(&s.ctx.db, |tx| {
+        let (currency, source) = (currency.clone(), source.clone());
+        Box::pin(async move {
+            Ok::<_, ForexError>(store::set_manual_rate(tx, &currency, e8, &source).await?)
+        })
+    })
+    .await?;
     s.rate_changes.publish(&rate);
     Ok(Json(rate))
 }

@@ -9,16 +9,20 @@ use crate::quotes::Quote;
 use crate::rate;
 use crate::rates::Rate;
 
+/// `source` of a rate set by hand: `manual:<username>`. Such a rate is kept by refreshes.
+pub const MANUAL_PREFIX: &str = "manual:";
+
 /// A quote as stored, with who asked for it and whether it was converted.
 pub struct StoredQuote {
-    pub owner: String,
+    /// The owner's stable subject; `None` for quotes made before quotes were keyed by it.
+    pub owner_id: Option<String>,
     pub converted_at: Option<DateTime<Utc>>,
     pub quote: Quote,
 }
 
 fn stored_quote(r: &Row) -> Result<StoredQuote, tokio_postgres::Error> {
     Ok(StoredQuote {
-        owner: r.try_get("owner")?,
+        owner_id: r.try_get("owner_id")?,
         converted_at: r.try_get("converted_at")?,
         quote: Quote {
             id: r.try_get("id")?,
@@ -34,70 +38,137 @@ fn stored_quote(r: &Row) -> Result<StoredQuote, tokio_postgres::Error> {
     })
 }
 
+fn rate_row(r: &Row) -> Result<Rate, tokio_postgres::Error> {
+    Ok(Rate {
+        currency: r.try_get("currency")?,
+        per_usd: rate::format(r.try_get("per_usd_e8")?),
+        source: r.try_get("source")?,
+        as_of: r.try_get("as_of")?,
+        loaded_at: r.try_get("updated_at")?,
+    })
+}
+
 pub async fn rates(c: &Client) -> Result<Vec<Rate>, DbError> {
     let rows = c
         .query(
-            "SELECT currency, per_usd_e8, source, as_of FROM rates ORDER BY currency",
+            "SELECT currency, per_usd_e8, source, as_of, updated_at FROM rates ORDER BY currency",
             &[],
         )
         .await?;
-    let rate = |r: &Row| -> Result<Rate, tokio_postgres::Error> {
-        Ok(Rate {
-            currency: r.try_get("currency")?,
-            per_usd: rate::format(r.try_get("per_usd_e8")?),
-            source: r.try_get("source")?,
-            as_of: r.try_get("as_of")?,
-        })
-    };
-    read_all(&rows, rate)
+    read_all(&rows, rate_row)
 }
 
-/// Units per 1 USD (scaled by 10^8) of those of `currencies` that have a rate.
-pub async fn per_usd_e8(c: &Client, currencies: [&str; 2]) -> Result<Vec<(String, i64)>, DbError> {
-    let rows = c
+/// A rate as quotes use it: units per 1 USD (scaled by 10^8) and when it was loaded or set.
+pub struct QuotedRate {
+    pub currency: String,
+    pub per_usd_e8: i64,
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// The rates of those of `currencies` that have one.
+pub async fn rates_for(
+    tx: &Transaction<'_>,
+    currencies: [&str; 2],
+) -> Result<Vec<QuotedRate>, DbError> {
+    let rows = tx
         .query(
-            "SELECT currency, per_usd_e8 FROM rates WHERE currency = $1 OR currency = $2",
+            "SELECT currency, per_usd_e8, updated_at FROM rates WHERE currency = $1 OR currency = $2",
             &[&currencies[0], &currencies[1]],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Ok((r.try_get("currency")?, r.try_get("per_usd_e8")?)))
-        .collect::<Result<_, tokio_postgres::Error>>()?)
+    read_all(&rows, |r| {
+        Ok(QuotedRate {
+            currency: r.try_get("currency")?,
+            per_usd_e8: r.try_get("per_usd_e8")?,
+            loaded_at: r.try_get("updated_at")?,
+        })
+    })
 }
 
-pub async fn upsert_rate(
+/// Sets a rate by hand: it replaces whatever was there. Returns it as stored.
+pub async fn set_manual_rate(
+    tx: &Transaction<'_>,
+    currency: &str,
+    per_usd_e8: i64,
+    source: &str,
+) -> Result<Rate, DbError> {
+    let row = tx
+        .query_one(
+            "INSERT INTO rates (currency, per_usd_e8, source, as_of, updated_at) VALUES ($1, $2, $3, now(), now())
+             ON CONFLICT (currency) DO UPDATE SET per_usd_e8 = excluded.per_usd_e8, source = excluded.source,
+               as_of = excluded.as_of, updated_at = excluded.updated_at
+             RETURNING currency, per_usd_e8, source, as_of, updated_at",
+            &[&currency, &per_usd_e8, &source],
+        )
+        .await?;
+    Ok(rate_row(&row)?)
+}
+
+/// Loads a rate from a rates file. A manual rate is kept unless `replace_manual`; returns
+/// whether the rate was written.
+pub async fn load_rate(
     tx: &Transaction<'_>,
     currency: &str,
     per_usd_e8: i64,
     source: &str,
     as_of: DateTime<Utc>,
+    replace_manual: bool,
+) -> Result<bool, DbError> {
+    let manual = format!("{MANUAL_PREFIX}%");
+    let n = tx
+        .execute(
+            "INSERT INTO rates (currency, per_usd_e8, source, as_of) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (currency) DO UPDATE SET per_usd_e8 = excluded.per_usd_e8, source = excluded.source,
+               as_of = excluded.as_of, updated_at = now()
+             WHERE $5::BOOL OR rates.source NOT LIKE $6",
+            &[&currency, &per_usd_e8, &source, &as_of, &replace_manual, &manual],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Who a quote is for: the stable subject, and a name for display.
+pub struct Owner<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+}
+
+/// Stores a quote; `rate_e8` and `mid_rate_e8` are the quote's rates unformatted.
+pub async fn insert_quote(
+    tx: &Transaction<'_>,
+    owner: Owner<'_>,
+    q: &Quote,
+    rate_e8: i64,
+    mid_rate_e8: i64,
 ) -> Result<(), DbError> {
     tx.execute(
-        "INSERT INTO rates (currency, per_usd_e8, source, as_of) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (currency) DO UPDATE SET per_usd_e8 = excluded.per_usd_e8, source = excluded.source,
-           as_of = excluded.as_of, updated_at = now()",
-        &[&currency, &per_usd_e8, &source, &as_of],
+        "INSERT INTO quotes (id, owner, owner_id, sell_currency, buy_currency, sell_amount, buy_amount, rate_e8, mid_rate_e8, spread_bps, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[&q.id, &owner.name, &owner.id, &q.sell_currency, &q.buy_currency, &q.sell_amount, &q.buy_amount, &rate_e8, &mid_rate_e8, &q.spread_bps, &q.expires_at],
     )
     .await?;
     Ok(())
 }
 
-/// Stores a quote for `owner`; `rate_e8` and `mid_rate_e8` are the quote's rates unformatted.
-pub async fn insert_quote(
-    c: &Client,
-    owner: &str,
+/// Stores a quote made and converted for a payment; `false` when that payment's quote exists
+/// already (nothing is written then).
+pub async fn insert_payment_conversion(
+    tx: &Transaction<'_>,
+    payment_id: Uuid,
+    payer: &str,
     q: &Quote,
     rate_e8: i64,
     mid_rate_e8: i64,
-) -> Result<(), DbError> {
-    c.execute(
-        "INSERT INTO quotes (id, owner, sell_currency, buy_currency, sell_amount, buy_amount, rate_e8, mid_rate_e8, spread_bps, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[&q.id, &owner, &q.sell_currency, &q.buy_currency, &q.sell_amount, &q.buy_amount, &rate_e8, &mid_rate_e8, &q.spread_bps, &q.expires_at],
-    )
-    .await?;
-    Ok(())
+) -> Result<bool, DbError> {
+    let n = tx
+        .execute(
+            "INSERT INTO quotes (id, owner, owner_id, payment_id, sell_currency, buy_currency, sell_amount, buy_amount, rate_e8, mid_rate_e8, spread_bps, expires_at, converted_at)
+             VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+             ON CONFLICT (id) DO NOTHING",
+            &[&q.id, &payer, &payment_id, &q.sell_currency, &q.buy_currency, &q.sell_amount, &q.buy_amount, &rate_e8, &mid_rate_e8, &q.spread_bps, &q.expires_at],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// The quote, locked until the transaction ends.

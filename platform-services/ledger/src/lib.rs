@@ -16,7 +16,7 @@ mod transfers;
 
 use axum::Router;
 use axum::routing::{get, post};
-use platform_common::events::OUTBOX_MIGRATION;
+use platform_common::events::{OUTBOX_MIGRATION, Subscription};
 use platform_common::jobs::TaskRegistry;
 use platform_common::migrate::Migration;
 use platform_common::service::{Context, ServiceSpec};
@@ -102,6 +102,15 @@ pub fn spec() -> ServiceSpec {
                     }
                 }
             });
+        },
+        consumers: |ctx| {
+            vec![Subscription::new(
+                "ledger.payment-commands",
+                saga::COMMANDS,
+                saga::PaymentCommands {
+                    service: ctx.service.clone(),
+                },
+            )]
         },
     }
 }

@@ -107,7 +107,14 @@ impl EventHandler for PaymentCommands {
                 }
             }
             .await;
-            outcome.map_err(|e| e.to_string())
+            // The consumer runs a conflict again (without counting it) when it says 40001.
+            outcome.map_err(|e| {
+                if e.is_retryable() {
+                    format!("40001: {e}")
+                } else {
+                    e.to_string()
+                }
+            })
         }
     }
 }

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use platform_common::config::{ConfigError, positive};
 use platform_common::env;
-use platform_common::events::OUTBOX_MIGRATION;
+use platform_common::events::{OUTBOX_MIGRATION, Subscription};
 use platform_common::jobs::TaskRegistry;
 use platform_common::migrate::Migration;
 use platform_common::service::{Context, ServiceSpec};
@@ -137,6 +137,13 @@ pub fn spec() -> ServiceSpec {
                     }
                 }
             });
+        },
+        consumers: |ctx| match saga_of(ctx) {
+            Ok(saga) => vec![Subscription::new("payment.saga", saga::REPLIES, saga)],
+            Err(e) => {
+                tracing::error!(error = %e, "payment saga settings: the saga does not run");
+                Vec::new()
+            }
         },
     }
 }

@@ -12,6 +12,8 @@ pub enum ProfileError {
         from: &'static str,
         to: &'static str,
     },
+    #[error("nobody may decide their own KYC; another reviewer must")]
+    SelfApproval,
 }
 
 impl ApiError for ProfileError {
@@ -20,6 +22,7 @@ impl ApiError for ProfileError {
             Self::Common(c) => c.status(),
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidTransition { .. } => StatusCode::CONFLICT,
+            Self::SelfApproval => StatusCode::FORBIDDEN,
         }
     }
 
@@ -28,6 +31,7 @@ impl ApiError for ProfileError {
             Self::Common(c) => c.code(),
             Self::NotFound(_) => "profile_not_found",
             Self::InvalidTransition { .. } => "invalid_kyc_transition",
+            Self::SelfApproval => "self_approval_forbidden",
         }
     }
 

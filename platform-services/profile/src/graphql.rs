@@ -110,11 +110,16 @@ async fn execute(
 #[derive(SimpleObject)]
 #[graphql(name = "Profile")]
 pub struct ProfileView {
+    /// The owner's stable subject (`sub`): the profile's key.
+    user_id: String,
+    /// The owner's username when they last saved the profile; for display only.
     username: String,
     email: Option<String>,
     full_name: String,
     kyc_status: KycStatus,
-    /// The reviewer of the last KYC decision.
+    /// The subject of the reviewer of the last KYC decision.
+    kyc_reviewer_id: Option<String>,
+    /// The username of the reviewer of the last KYC decision, for display.
     kyc_reviewed_by: Option<String>,
     /// The reason given with the last KYC decision.
     kyc_reason: Option<String>,
@@ -125,10 +130,12 @@ pub struct ProfileView {
 impl From<crate::Profile> for ProfileView {
     fn from(p: crate::Profile) -> Self {
         Self {
+            user_id: p.user_id,
             username: p.username,
             email: p.email,
             full_name: p.full_name,
             kyc_status: p.kyc_status,
+            kyc_reviewer_id: p.kyc_reviewer_id,
             kyc_reviewed_by: p.kyc_reviewed_by,
             kyc_reason: p.kyc_reason,
             created_at: p.created_at,
@@ -144,22 +151,23 @@ impl Query {
     /// The caller's profile; null before their first `PUT /profiles/me`.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ProfileView>> {
         let (s, user) = parts(ctx)?;
-        load_opt(s, &user.username).await
+        load_opt(s, &user.id).await
     }
 
-    /// A profile by username: the caller's own, or anyone's for ops_user, admin and auditor.
+    /// A profile by its owner's subject (`userId`): the caller's own, or anyone's for
+    /// ops_user, admin and auditor.
     async fn profile(
         &self,
         ctx: &Context<'_>,
-        username: String,
+        user_id: String,
     ) -> async_graphql::Result<Option<ProfileView>> {
         let (s, user) = parts(ctx)?;
-        if username != user.username {
+        if user_id != user.id {
             READERS
                 .check(user)
                 .map_err(|e| error(ProfileError::from(e)))?;
         }
-        load_opt(s, &username).await
+        load_opt(s, &user_id).await
     }
 
     /// Profiles, oldest change first, optionally only those in one KYC status (the review
@@ -186,14 +194,9 @@ fn parts<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<(&'a ServiceContext,
     Ok((ctx.data::<ServiceContext>()?, ctx.data::<User>()?))
 }
 
-async fn load_opt(
-    s: &ServiceContext,
-    username: &str,
-) -> async_graphql::Result<Option<ProfileView>> {
+async fn load_opt(s: &ServiceContext, user_id: &str) -> async_graphql::Result<Option<ProfileView>> {
     let c = s.db.get().await.map_err(|e| error(e.into()))?;
-    let p = store::get(&c, username)
-        .await
-        .map_err(|e| error(e.into()))?;
+    let p = store::get(&c, user_id).await.map_err(|e| error(e.into()))?;
     Ok(p.map(Into::into))
 }
 

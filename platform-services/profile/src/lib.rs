@@ -1,6 +1,7 @@
-//! profile: user profiles and KYC status (pending, submitted, verified, rejected);
-//! submission by the owner, approval or rejection by ops_user or admin; a GraphQL read model
-//! of the same at `/graphql`.
+//! profile: user profiles and KYC status (pending, submitted, verified, rejected), keyed by
+//! the user's subject (`sub`); submission by the owner, approval or rejection by ops_user or
+//! admin (never of their own); a GraphQL read model of the same at `/graphql`; and
+//! [`kyc_verified`], the KYC gate other services read from the shared database.
 
 mod error;
 mod graphql;
@@ -17,14 +18,26 @@ use utoipa::OpenApi;
 
 pub use error::ProfileError;
 pub use graphql::sdl as graphql_sdl;
-pub use kyc::{Actor, KycStatus};
+pub use kyc::{Actor, KycStatus, kyc_verified};
 pub use profiles::{KycDecision, Profile, ProfileBody};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "profiles",
-    sql: include_str!("../migrations/0001_profiles.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "profiles",
+        sql: include_str!("../migrations/0001_profiles.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "profiles keyed by subject",
+        sql: include_str!("../migrations/0002_profiles_by_subject.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "drop profiles keyed by username",
+        sql: include_str!("../migrations/0003_drop_profiles_by_username.sql"),
+    },
+];
 
 #[derive(Clone)]
 struct State {
@@ -61,6 +74,7 @@ pub fn spec() -> ServiceSpec {
             }))
         },
         tasks: |_: &mut TaskRegistry, _| {},
+        consumers: |_| Vec::new(),
     }
 }
 
@@ -68,9 +82,9 @@ fn router(state: State) -> Router {
     Router::new()
         .route("/profiles/me", get(profiles::get_me).put(profiles::put_me))
         .route("/profiles/me/kyc", post(profiles::submit_kyc))
-        .route("/profiles/{username}", get(profiles::get_profile))
+        .route("/profiles/{user_id}", get(profiles::get_profile))
         .route(
-            "/profiles/{username}/kyc/decision",
+            "/profiles/{user_id}/kyc/decision",
             put(profiles::decide_kyc),
         )
         .route("/graphql", get(graphql::get).post(graphql::post))

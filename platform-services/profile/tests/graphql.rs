@@ -50,6 +50,32 @@ async fn me_is_null_before_the_first_put_then_the_profile() {
 }
 
 #[tokio::test]
+async fn profiles_are_found_by_subject_and_show_the_username() {
+    let api = start().await;
+    let mut claims = api.idp.claims("dana", &["user"]);
+    claims["sub"] = json!("3c9e-dana");
+    let dana = platform_testing::sign(&claims, platform_testing::TestKey::A);
+    put_profile(&api, &dana, "Dana Scully").await;
+    let (_, b) = query(&api, &dana, "{ me { userId username } }").await;
+    assert_eq!(
+        b["data"]["me"],
+        json!({"userId": "3c9e-dana", "username": "dana"}),
+        "{b}"
+    );
+    let ops = api.token("walter", &["ops_user"]);
+    let (_, b) = query(
+        &api,
+        &ops,
+        r#"{ profile(userId: "3c9e-dana") { username } }"#,
+    )
+    .await;
+    assert_eq!(b["data"]["profile"]["username"], "dana", "{b}");
+    // Her username is not a key.
+    let (_, b) = query(&api, &ops, r#"{ profile(userId: "dana") { username } }"#).await;
+    assert_eq!(b["data"]["profile"], Value::Null, "{b}");
+}
+
+#[tokio::test]
 async fn get_with_a_query_parameter_answers_like_post() {
     let api = start().await;
     let dana = api.token("dana", &["user"]);
@@ -69,7 +95,7 @@ async fn another_users_profile_needs_a_reader_role() {
     let api = start().await;
     let dana = api.token("dana", &["user"]);
     put_profile(&api, &dana, "Dana Scully").await;
-    let q = r#"{ profile(username: "dana") { username } }"#;
+    let q = r#"{ profile(userId: "dana") { username } }"#;
 
     let fox = api.token("fox", &["user"]);
     let (s, b) = query(&api, &fox, q).await;
@@ -90,7 +116,7 @@ async fn another_users_profile_needs_a_reader_role() {
     assert_eq!(b["data"]["profile"]["username"], "dana");
     // Unknown users are null, not an error.
     let t = api.token("walter", &["auditor"]);
-    let (_, b) = query(&api, &t, r#"{ profile(username: "nobody") { username } }"#).await;
+    let (_, b) = query(&api, &t, r#"{ profile(userId: "nobody") { username } }"#).await;
     assert_eq!(
         (&b["data"]["profile"], error_code(&b)),
         (&Value::Null, None)

@@ -7,6 +7,8 @@ pub enum RuleError {
     Common(#[from] CommonError),
     #[error("no limit for role {role} in {currency}")]
     LimitNotFound { role: String, currency: String },
+    #[error("payment {0} was evaluated before for another user, amount or currency")]
+    PaymentIdReused(String),
 }
 
 impl ApiError for RuleError {
@@ -14,6 +16,7 @@ impl ApiError for RuleError {
         match self {
             Self::Common(c) => c.status(),
             Self::LimitNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::PaymentIdReused(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -21,6 +24,7 @@ impl ApiError for RuleError {
         match self {
             Self::Common(c) => c.code(),
             Self::LimitNotFound { .. } => "limit_not_found",
+            Self::PaymentIdReused(_) => "payment_id_reused",
         }
     }
 
@@ -34,10 +38,3 @@ impl ApiError for RuleError {
 
 platform_common::impl_api_error_response!(RuleError);
 platform_common::impl_db_error_conversions!(RuleError);
-
-impl From<redis::RedisError> for RuleError {
-    fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis failed");
-        Self::Common(CommonError::DependencyUnavailable("redis"))
-    }
-}

@@ -1,5 +1,6 @@
 //! rule-engine: decides allow, deny or review for a payment from per-role, per-currency
-//! limits and a per-user velocity window in Redis. Rules are managed by admin.
+//! limits and a per-payer velocity window of the payments evaluated before, each once (by
+//! payment id) and keyed by the payer's subject. Rules are managed by admin.
 
 mod error;
 mod evaluate;
@@ -16,11 +17,18 @@ use utoipa::OpenApi;
 pub use error::RuleError;
 pub use evaluate::{Decision, Evaluation, PaymentToEvaluate};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "limits and velocity rules, with defaults",
-    sql: include_str!("../migrations/0001_limits_and_velocity_rules.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "limits and velocity rules, with defaults",
+        sql: include_str!("../migrations/0001_limits_and_velocity_rules.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "evaluations",
+        sql: include_str!("../migrations/0002_evaluations.sql"),
+    },
+];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -71,5 +79,6 @@ pub fn spec() -> ServiceSpec {
         openapi: Api::openapi,
         routes: |ctx| Ok(routes(ctx)),
         tasks: |_: &mut TaskRegistry, _| {},
+        consumers: |_| Vec::new(),
     }
 }

@@ -3,7 +3,7 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use platform_common::CommonError;
 use platform_common::auth::{CurrentUser, RoleGuard, roles};
-use platform_common::db::DbOptionExt;
+use platform_common::db::{self, DbOptionExt};
 use platform_common::http::{ApiJson, ApiPath};
 use platform_common::money;
 use platform_common::money::CurrencyCode;
@@ -17,7 +17,7 @@ const MAX_WINDOW_SECONDS: i64 = 365 * 24 * 3600;
 const ADMIN: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN]);
 const READERS: RoleGuard = RoleGuard::AnyOf(&[roles::ADMIN, roles::AUDITOR, roles::OPS_USER]);
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"role": "user", "currency": "USD", "max_amount": 1000000, "review_above": 500000}))]
 pub struct Limit {
     pub role: String,
@@ -27,7 +27,7 @@ pub struct Limit {
     pub review_above: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"currency": "USD", "window_seconds": 3600, "max_count": 10, "max_total": 2000000}))]
 pub struct Velocity {
     #[schema(value_type = CurrencyCode)]
@@ -89,7 +89,8 @@ pub async fn list(
 #[utoipa::path(put, path = "/rules/limits/{role}/{currency}", tag = "rules", operation_id = "put_limit",
     security(("bearer" = ["admin"])), request_body = LimitBody, params(("role" = String, Path, description = "the role the limit applies to", example = "user"),
         ("currency" = CurrencyCode, Path)),
-    responses((status = 200, body = Limit)))]
+    responses((status = 200, body = Limit)),
+    extensions(("x-problem-codes" = json!({"503": ["contention"]}))))]
 pub async fn put_limit(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -113,8 +114,14 @@ pub async fn put_limit(
         max_amount: b.max_amount,
         review_above: b.review_above,
     };
-    let c = s.ctx.db.get().await?;
-    store::upsert_limit(&c, &limit, &user.username).await?;
+    db::serializable(&s.ctx.db, |tx| {
+        let (limit, by) = (limit.clone(), user.id.clone());
+        Box::pin(async move {
+            store::upsert_limit(tx, &limit, &by).await?;
+            Ok::<_, RuleError>(())
+        })
+    })
+    .await?;
     Ok(Json(limit))
 }
 
@@ -123,17 +130,22 @@ pub async fn put_limit(
     security(("bearer" = ["admin"])), params(("role" = String, Path, description = "the role the limit applies to", example = "user"),
         ("currency" = CurrencyCode, Path)),
     responses((status = 204, description = "deleted"), (status = 404, description = "no such limit")),
-    extensions(("x-problem-codes" = json!({"404": ["limit_not_found"]}))))]
+    extensions(("x-problem-codes" = json!({"404": ["limit_not_found"], "503": ["contention"]}))))]
 pub async fn delete_limit(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
     ApiPath((role, currency)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, RuleError> {
     ADMIN.check(&user)?;
-    let c = s.ctx.db.get().await?;
-    store::delete_limit(&c, &role, &currency)
-        .await
-        .or_not_found(|| RuleError::LimitNotFound { role, currency })?;
+    db::serializable(&s.ctx.db, |tx| {
+        let (role, currency) = (role.clone(), currency.clone());
+        Box::pin(async move {
+            store::delete_limit(tx, &role, &currency)
+                .await
+                .or_not_found(|| RuleError::LimitNotFound { role, currency })
+        })
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,7 +153,8 @@ pub async fn delete_limit(
 #[utoipa::path(put, path = "/rules/velocity/{currency}", tag = "rules", operation_id = "put_velocity",
     security(("bearer" = ["admin"])), request_body = VelocityBody,
     params(("currency" = CurrencyCode, Path)),
-    responses((status = 200, body = Velocity)))]
+    responses((status = 200, body = Velocity)),
+    extensions(("x-problem-codes" = json!({"503": ["contention"]}))))]
 pub async fn put_velocity(
     AxState(s): AxState<State>,
     CurrentUser(user): CurrentUser,
@@ -169,7 +182,13 @@ pub async fn put_velocity(
         max_count: b.max_count,
         max_total: b.max_total,
     };
-    let c = s.ctx.db.get().await?;
-    store::upsert_velocity(&c, &velocity, &user.username).await?;
+    db::serializable(&s.ctx.db, |tx| {
+        let (velocity, by) = (velocity.clone(), user.id.clone());
+        Box::pin(async move {
+            store::upsert_velocity(tx, &velocity, &by).await?;
+            Ok::<_, RuleError>(())
+        })
+    })
+    .await?;
     Ok(Json(velocity))
 }

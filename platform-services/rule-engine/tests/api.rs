@@ -190,3 +190,154 @@ async fn a_negative_amount_names_the_field() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("amount"))
     );
 }
+
+/// A token whose subject (`sub`) is `sub` and whose username is `username`.
+fn token_as(api: &TestApi, sub: &str, username: &str, roles: &[&str]) -> String {
+    let mut claims = api.idp.claims(username, roles);
+    claims["sub"] = json!(sub);
+    platform_testing::sign(&claims, platform_testing::TestKey::A)
+}
+
+async fn set_eur_velocity(api: &TestApi, max_count: i64) {
+    let body = json!({"window_seconds": 3600, "max_count": max_count, "max_total": 1_000_000_000});
+    let (s, b) = api
+        .call("PUT", "/rules/velocity/EUR", &admin(api), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+/// The holder of `token`, subject `sub`, evaluates payment `pid` of 10.00 EUR.
+async fn evaluate_as(api: &TestApi, token: &str, sub: &str, pid: &str) -> (StatusCode, Value) {
+    let body = json!({"user": sub, "roles": ["user"], "amount": 1000, "currency": "EUR", "payment_id": pid});
+    api.call("POST", "/evaluate", token, Some(body)).await
+}
+
+#[tokio::test]
+async fn a_payment_evaluated_again_gets_its_first_decision() {
+    let api = start().await;
+    set_eur_velocity(&api, 3).await;
+    for pid in ["e1", "e2", "e3"] {
+        let (_, b) = evaluate(&api, 10, "EUR", pid).await;
+        assert_eq!(b["decision"], "allow", "{pid}: {b}");
+    }
+    let (_, fourth) = evaluate(&api, 10, "EUR", "e4").await;
+    assert_eq!(fourth["decision"], "review", "{fourth}");
+    // A retry of e1 after the window filled up: still allowed, and not counted again.
+    let (s, b) = evaluate(&api, 10, "EUR", "e1").await;
+    assert_eq!(
+        (s, &b),
+        (StatusCode::OK, &json!({"decision": "allow", "reasons": []}))
+    );
+    let (_, b) = evaluate(&api, 10, "EUR", "e4").await;
+    assert_eq!(b, fourth);
+    let (_, b) = evaluate(&api, 10, "EUR", "e5").await;
+    assert!(
+        b["reasons"][0].as_str().unwrap().contains("5 payments"),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_id_comes_back_only_with_the_same_payment() {
+    let api = start().await;
+    let (_, b) = evaluate(&api, 10, "EUR", "p1").await;
+    assert_eq!(b["decision"], "allow", "{b}");
+    let (s, b) = evaluate(&api, 11, "EUR", "p1").await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::CONFLICT, Some("payment_id_reused")),
+        "{b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_payment_evaluated_20_times_concurrently_counts_once() {
+    let api = start().await;
+    set_eur_velocity(&api, 2).await;
+    let carol = user(&api);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (app, carol) = (api.app.clone(), carol.clone());
+        calls.spawn(async move {
+            let body = json!({"user": "carol", "roles": ["user"], "amount": 1000, "currency": "EUR",
+                "payment_id": "same"});
+            platform_testing::call(&app, "POST", "/evaluate", Some(&carol), &[], Some(body)).await
+        });
+    }
+    for (s, b) in calls.join_all().await {
+        assert_eq!(
+            (s, &b),
+            (StatusCode::OK, &json!({"decision": "allow", "reasons": []}))
+        );
+    }
+    // "same" is one payment in the window: the next is the second, the one after the third.
+    let (_, b) = evaluate(&api, 1000, "EUR", "second").await;
+    assert_eq!(b["decision"], "allow", "{b}");
+    let (_, b) = evaluate(&api, 1000, "EUR", "third").await;
+    assert!(
+        b["reasons"][0].as_str().unwrap().contains("3 payments"),
+        "{b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_payments_of_one_payer_each_count_and_none_fails() {
+    let api = start().await;
+    set_eur_velocity(&api, 10).await;
+    let carol = user(&api);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (app, carol) = (api.app.clone(), carol.clone());
+        calls.spawn(async move {
+            let body = json!({"user": "carol", "roles": ["user"], "amount": 1000, "currency": "EUR",
+                "payment_id": format!("c{i}")});
+            platform_testing::call(&app, "POST", "/evaluate", Some(&carol), &[], Some(body)).await
+        });
+    }
+    let mut allowed = 0;
+    for (s, b) in calls.join_all().await {
+        // Reading the window and joining it conflict at SERIALIZABLE: run again, not a 5xx.
+        assert_eq!(s, StatusCode::OK, "{b}");
+        if b["decision"] == "allow" {
+            allowed += 1;
+        }
+    }
+    // Each saw the payments before it: no more than the rule's ten slipped through together.
+    assert_eq!(allowed, 10);
+    let (_, b) = evaluate(&api, 1000, "EUR", "c20").await;
+    assert!(
+        b["reasons"][0].as_str().unwrap().contains("21 payments"),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn the_window_is_the_payers_subject_not_their_username() {
+    let api = start().await;
+    set_eur_velocity(&api, 2).await;
+    let carol = token_as(&api, "41b2-carol", "carol", &["user"]);
+    assert_eq!(
+        evaluate_as(&api, &carol, "41b2-carol", "k1").await.1["decision"],
+        "allow"
+    );
+    // Her username is not who she is.
+    let (s, _) = evaluate_as(&api, &carol, "carol", "k2").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Renamed, she is still in her window.
+    let renamed = token_as(&api, "41b2-carol", "carol.renamed", &["user"]);
+    assert_eq!(
+        evaluate_as(&api, &renamed, "41b2-carol", "k3").await.1["decision"],
+        "allow"
+    );
+    let (_, b) = evaluate_as(&api, &renamed, "41b2-carol", "k4").await;
+    assert!(
+        b["reasons"][0].as_str().unwrap().contains("3 payments"),
+        "{b}"
+    );
+    // Whoever carries the username "carol" now has a window of their own.
+    let other = token_as(&api, "99ff-other", "carol", &["user"]);
+    assert_eq!(
+        evaluate_as(&api, &other, "99ff-other", "k5").await.1["decision"],
+        "allow"
+    );
+}

@@ -49,6 +49,7 @@ pub fn spec() -> ServiceSpec {
         openapi: Api::openapi,
         routes: |ctx| Ok(router(State { ctx: ctx.clone() })),
         tasks: |_: &mut TaskRegistry, _| {},
+        consumers: |_| Vec::new(),
     }
 }
 

@@ -75,13 +75,14 @@ pub async fn dead_letter(
             let mut queue = target.connect(started + timeout).await?;
             let outcome = queue.call(&job, started, timeout).await?;
             match (outcome.status.as_str(), outcome.attempts) {
-                ("dead", DEAD_LETTER_ATTEMPTS) => {}
+                // Unknown tasks are retried like failures now: the error says which it was.
                 ("dead", _) if outcome.error_or_none().contains("unknown task") => {
                     return Err(format!(
                         "the worker has no `{}` task (is `{service}-worker` an older build?)",
                         job.task
                     ));
                 }
+                ("dead", DEAD_LETTER_ATTEMPTS) => {}
                 (status, attempts) => {
                     return Err(format!(
                         "`{}` ended `{status}` after {attempts} attempt(s), expected `dead` after \

@@ -1,5 +1,5 @@
 //! Domain events on Kafka: one JSON envelope, published through a transactional outbox,
-//! consumed idempotently.
+//! consumed idempotently; an event that keeps failing goes to `<topic>.dlq`.
 
 mod consumer;
 mod envelope;
@@ -7,8 +7,11 @@ mod kafka;
 mod outbox;
 mod relay;
 
-pub use consumer::{ConsumeOutcome, EventHandler, IdempotentConsumer};
+pub use consumer::{
+    BoxedHandler, ConsumeOutcome, DEFAULT_MAX_ATTEMPTS, EventHandler, IdempotentConsumer,
+    Subscription, dlq_header, dlq_topic,
+};
 pub use envelope::EventEnvelope;
 pub use kafka::{KafkaProbe, client_config, ensure_topics};
 pub use outbox::{OUTBOX_MIGRATION, record};
-pub use relay::OutboxRelay;
+pub use relay::{OutboxRelay, RelayError};

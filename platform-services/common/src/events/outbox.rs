@@ -6,19 +6,38 @@ use crate::migrate::Migration;
 
 use super::EventEnvelope;
 
+/// The relay's claim on a row: which relay (`claimed_by`) holds it until when
+/// (`claimed_until`). Added to tables created before the columns existed, idempotently.
+macro_rules! claim_columns_sql {
+    () => {
+        "
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claimed_by UUID;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claimed_until TIMESTAMPTZ;
+"
+    };
+}
+
+/// What the relay runs on a database whose `outbox` predates the claim columns (every
+/// service there recorded [`OUTBOX_MIGRATION`] before they were added to it).
+pub(crate) const CLAIM_COLUMNS_SQL: &str = claim_columns_sql!();
+
 /// Include in a service's migrations (any free version number) to get the outbox and the
-/// consumer's de-duplication table.
+/// consumer's de-duplication table. Several services apply it to one shared database, so
+/// every statement is idempotent, and a change to it only adds (`ADD COLUMN IF NOT EXISTS`).
 pub const OUTBOX_MIGRATION: Migration = Migration {
     version: 1000,
     name: "outbox and processed_events",
-    sql: "
+    sql: concat!(
+        "
 CREATE TABLE IF NOT EXISTS outbox (
     id UUID PRIMARY KEY,
     topic TEXT NOT NULL,
     message_key TEXT NOT NULL,
     envelope JSONB NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
-    published_at TIMESTAMPTZ
+    published_at TIMESTAMPTZ,
+    claimed_by UUID,
+    claimed_until TIMESTAMPTZ
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published_at, created_at);
 CREATE TABLE IF NOT EXISTS processed_events (
@@ -26,8 +45,9 @@ CREATE TABLE IF NOT EXISTS processed_events (
     event_id UUID NOT NULL,
     processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer, event_id)
-);
-",
+);",
+        claim_columns_sql!()
+    ),
 };
 
 /// Record `event` for publication on the topic named by its type, keyed by `key`

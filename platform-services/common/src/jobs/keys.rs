@@ -51,6 +51,13 @@ impl JobKeys {
         format!("{}:deliveries", self.prefix)
     }
 
+    /// HASH job id -> fencing token of the one delivery that may record its outcome
+    /// (`<worker>:<n>`). Claiming a job sets it; recording the outcome and reaping the
+    /// worker delete it, so a worker whose lease was reaped cannot record a result.
+    pub fn leases(&self) -> String {
+        format!("{}:leases", self.prefix)
+    }
+
     /// STRING with the [`super::JobResult`] JSON, expiring after the result TTL.
     pub fn result(&self, id: &str) -> String {
         format!("{}:result:{id}", self.prefix)

@@ -14,4 +14,4 @@ pub use client::JobClient;
 pub use envelope::{JobEnvelope, JobResult, JobStatus};
 pub use keys::JobKeys;
 pub use tasks::{ECHO, FAIL, FAIL_DEFAULT_MESSAGE, TaskError, TaskRegistry, register_smoke_tasks};
-pub use worker::{Worker, WorkerOptions};
+pub use worker::{StopHandle, Worker, WorkerOptions};

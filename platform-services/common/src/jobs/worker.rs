@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -9,7 +10,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber;
 
-use super::scripts::{BURY, COMPLETE, PROMOTE, REAP, RETRY};
+use super::scripts::{BURY, CLAIM, COMPLETE, PROMOTE, REAP, RENEW, RETRY};
 use super::{JobEnvelope, JobKeys, JobResult, JobStatus, TaskError, TaskRegistry};
 use crate::config::JobConfig;
 use crate::metrics::Metrics;
@@ -77,11 +78,36 @@ struct Shared {
     tasks: TaskRegistry,
     opts: WorkerOptions,
     metrics: Option<Arc<Metrics>>,
+    /// Numbers this worker's deliveries: their fencing tokens are `<id>:<n>`.
+    tokens: AtomicU64,
+}
+
+impl Shared {
+    /// A fencing token no other delivery has (see `scripts.rs`).
+    fn token(&self) -> String {
+        format!(
+            "{}:{}",
+            self.id,
+            self.tokens.fetch_add(1, Ordering::Relaxed)
+        )
+    }
 }
 
 /// Runs jobs from `<service>-tasks`.
 pub struct Worker {
     shared: Arc<Shared>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// Asks a running (or not yet running) worker to stop, as its shutdown future resolving does:
+/// from then on it claims nothing, finishes what it holds and hands back the rest.
+#[derive(Clone)]
+pub struct StopHandle(Arc<watch::Sender<bool>>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl Worker {
@@ -103,7 +129,9 @@ impl Worker {
                 tasks,
                 opts,
                 metrics: None,
+                tokens: AtomicU64::new(1),
             }),
+            stop: Arc::new(watch::channel(false).0),
         }
     }
 
@@ -118,10 +146,16 @@ impl Worker {
         &self.shared.id
     }
 
+    /// A handle that stops this worker, as an alternative to its shutdown future.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
+    }
+
     /// Work until `shutdown` resolves; then finish in-flight jobs (within the grace period)
     /// and hand anything left back to the queue.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let s = self.shared;
+        let stop_tx = self.stop;
         let conn = loop {
             match register(&s).await {
                 Ok(c) => break c,
@@ -132,7 +166,7 @@ impl Worker {
             }
         };
         tracing::info!(worker = %s.id, queue = s.keys.queue(), tasks = ?s.tasks.names(), "worker started");
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx = stop_tx.subscribe();
         // JoinSets abort their tasks when dropped, so dropping this future (as a crash
         // would) leaves nothing running: the lease then lapses as it would for a dead process.
         // The tasks log to the subscriber the worker runs under, scoped or global.
@@ -144,9 +178,15 @@ impl Worker {
             consumers
                 .spawn(consume(s.clone(), conn.clone(), stop_rx.clone()).with_current_subscriber());
         }
-        shutdown.await;
+        let mut asked = stop_tx.subscribe();
+        tokio::select! {
+            () = shutdown => {}
+            _ = asked.wait_for(|stop| *stop) => {}
+        }
+        // From here on no consumer claims a job; one claimed by an outcome script racing this
+        // is still run (within the grace period) or handed back below.
+        stop_tx.send_replace(true);
         tracing::info!(worker = %s.id, "stopping: finishing in-flight jobs");
-        let _ = stop_tx.send(true);
         let drained = async { while consumers.join_next().await.is_some() {} };
         if tokio::time::timeout(s.opts.grace + s.opts.poll, drained)
             .await
@@ -160,6 +200,7 @@ impl Worker {
         let released: redis::RedisResult<i64> = REAP
             .key(s.keys.workers())
             .key(s.keys.queue())
+            .key(s.keys.leases())
             .arg(s.keys.prefix())
             .arg(&s.id)
             .invoke_async(&mut c)
@@ -195,16 +236,21 @@ async fn heartbeat(s: Arc<Shared>, mut c: ConnectionManager) {
     let every = s.opts.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        let r: redis::RedisResult<()> = async {
-            let _: () = c
-                .pset_ex(s.keys.heartbeat(&s.id), 1, s.opts.lease.as_millis() as u64)
-                .await?;
-            let _: i64 = c.sadd(s.keys.workers(), &s.id).await?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "heartbeat failed");
+        let r: redis::RedisResult<i64> = RENEW
+            .key(s.keys.heartbeat(&s.id))
+            .key(s.keys.workers())
+            .arg(&s.id)
+            .arg(s.opts.lease.as_millis() as u64)
+            .invoke_async(&mut c)
+            .await;
+        match r {
+            Ok(0) => tracing::warn!(
+                worker = %s.id,
+                "this worker's lease had lapsed and its jobs were delivered again; the outcomes \
+                 of jobs it was running will be dropped"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
     }
 }
@@ -231,6 +277,7 @@ async fn upkeep(s: Arc<Shared>, mut c: ConnectionManager) {
             let r: redis::RedisResult<i64> = REAP
                 .key(s.keys.workers())
                 .key(s.keys.queue())
+                .key(s.keys.leases())
                 .arg(s.keys.prefix())
                 .arg("")
                 .invoke_async(&mut c)
@@ -248,8 +295,12 @@ async fn upkeep(s: Arc<Shared>, mut c: ConnectionManager) {
 /// A job taken from the queue and now in this worker's processing list.
 struct Claimed {
     raw: String,
-    /// Times delivered, this one included, when the claim already counted it.
-    deliveries: Option<u32>,
+    /// Times delivered, this one included; 0 when the scripts could not read the envelope's
+    /// id (it is then dead-lettered unrun).
+    deliveries: u32,
+    /// This delivery's fencing token: its outcome is recorded only while the job's token in
+    /// `<prefix>:leases` is still this one.
+    token: String,
 }
 
 async fn consume(s: Arc<Shared>, mut c: ConnectionManager, stop: watch::Receiver<bool>) {
@@ -257,59 +308,108 @@ async fn consume(s: Arc<Shared>, mut c: ConnectionManager, stop: watch::Receiver
     let mut blocking = None;
     // The job claimed together with the previous job's outcome, if the queue had one.
     let mut next: Option<Claimed> = None;
-    while !*stop.borrow() {
-        if let Some(job) = next.take() {
-            let claim_next = !*stop.borrow();
-            next = process(&s, &mut c, job, claim_next).await;
-            continue;
-        }
-        if blocking.is_none() {
-            match s.redis.dedicated(s.opts.poll).await {
-                Ok(b) => blocking = Some(b),
-                Err(e) => {
-                    tracing::warn!(error = %e, "redis unavailable; waiting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+    loop {
+        // A claimed (and counted) job is always run. Claims themselves stop with the stop:
+        // an outcome script claims only when no stop was asked for as it was sent.
+        let job = match next.take() {
+            Some(job) => job,
+            None => {
+                if *stop.borrow() {
+                    break;
+                }
+                if blocking.is_none() {
+                    match s.redis.dedicated(s.opts.poll).await {
+                        Ok(b) => blocking = Some(b),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "redis unavailable; waiting");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    }
+                }
+                let b = blocking.as_mut().expect("set above");
+                let moved: redis::RedisResult<Option<String>> = redis::cmd("BLMOVE")
+                    .arg(s.keys.queue())
+                    .arg(&processing)
+                    .arg("RIGHT")
+                    .arg("LEFT")
+                    .arg(s.opts.poll.as_secs_f64())
+                    .query_async(b)
+                    .await;
+                match moved {
+                    Ok(Some(raw)) => match claim(&s, &mut c, raw, &stop).await {
+                        Some(job) => job,
+                        None => continue,
+                    },
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for jobs failed; reconnecting");
+                        blocking = None;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
                 }
             }
-        }
-        let b = blocking.as_mut().expect("set above");
-        let claimed: redis::RedisResult<Option<String>> = redis::cmd("BLMOVE")
-            .arg(s.keys.queue())
-            .arg(&processing)
-            .arg("RIGHT")
-            .arg("LEFT")
-            .arg(s.opts.poll.as_secs_f64())
-            .query_async(b)
+        };
+        next = process(&s, &mut c, job, &stop).await;
+    }
+}
+
+/// A job `BLMOVE` just moved to this worker's processing list: counts its delivery and gives
+/// it a fencing token, or, when a stop was asked for meanwhile (or the worker lost its lease),
+/// hands it straight back to the queue uncounted. `None` when it is not to be run here.
+async fn claim(
+    s: &Shared,
+    c: &mut ConnectionManager,
+    raw: String,
+    stop: &watch::Receiver<bool>,
+) -> Option<Claimed> {
+    loop {
+        let token = s.token();
+        let keep = !*stop.borrow();
+        let r: redis::RedisResult<i64> = CLAIM
+            .key(s.keys.processing(&s.id))
+            .key(s.keys.deliveries())
+            .key(s.keys.leases())
+            .key(s.keys.heartbeat(&s.id))
+            .key(s.keys.queue())
+            .arg(&raw)
+            .arg(&token)
+            .arg(if keep { "1" } else { "0" })
+            .invoke_async(c)
             .await;
-        match claimed {
-            Ok(Some(raw)) => {
-                let job = Claimed {
-                    raw,
-                    deliveries: None,
-                };
-                let claim_next = !*stop.borrow();
-                next = process(&s, &mut c, job, claim_next).await;
+        match r {
+            Ok(n) if n < 0 => {
+                tracing::debug!(stopping = !keep, "job handed back unclaimed");
+                return None;
             }
-            Ok(None) => {}
+            Ok(n) => {
+                return Some(Claimed {
+                    raw,
+                    deliveries: n as u32,
+                    token,
+                });
+            }
+            Err(e) if *stop.borrow() => {
+                // Still in the processing list, uncounted: `Worker::run` hands it back.
+                tracing::warn!(error = %e, "could not claim a job while stopping");
+                return None;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "waiting for jobs failed; reconnecting");
-                blocking = None;
+                tracing::warn!(error = %e, "could not claim a job; trying again");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }
-    // A job claimed as the stop came stays in the processing list; `Worker::run` hands it
-    // back to the queue.
 }
 
-/// Runs one job and records its outcome; when `claim_next`, the same script claims the next
-/// job, returned here.
+/// Runs one job and records its outcome; unless a stop has been asked for by then, the same
+/// script claims the next job, returned here.
 async fn process(
     s: &Shared,
     c: &mut ConnectionManager,
     job: Claimed,
-    claim_next: bool,
+    stop: &watch::Receiver<bool>,
 ) -> Option<Claimed> {
     let span = tracing::info_span!(
         "job",
@@ -318,7 +418,7 @@ async fn process(
         trace_id = tracing::field::Empty,
     );
     crate::telemetry::record_trace_id(&span);
-    run_job(s, c, job, claim_next, span.clone())
+    run_job(s, c, job, stop, span.clone())
         .instrument(span)
         .await
 }
@@ -327,12 +427,19 @@ async fn run_job(
     s: &Shared,
     c: &mut ConnectionManager,
     claimed: Claimed,
-    claim_next: bool,
+    stop: &watch::Receiver<bool>,
     span: tracing::Span,
 ) -> Option<Claimed> {
     let processing = s.keys.processing(&s.id);
     let raw = claimed.raw;
-    let job: JobEnvelope = match serde_json::from_str(&raw) {
+    let token = claimed.token;
+    let parsed = serde_json::from_str::<JobEnvelope>(&raw)
+        .map_err(|e| e.to_string())
+        .and_then(|j| match claimed.deliveries {
+            0 => Err("the job scripts could not read its id".to_string()),
+            _ => Ok(j),
+        });
+    let job = match parsed {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "unreadable job moved to the dead-letter list");
@@ -350,10 +457,7 @@ async fn run_job(
     };
     span.record("job_id", job.id.as_str());
     span.record("task", job.task.as_str());
-    let deliveries = match claimed.deliveries {
-        Some(n) => n,
-        None => c.hincr(s.keys.deliveries(), &job.id, 1).await.unwrap_or(1),
-    };
+    let deliveries = claimed.deliveries;
     let start = Instant::now();
     let outcome = if deliveries > job.max_attempts.max(1) {
         Err(TaskError::fatal(format!(
@@ -361,7 +465,12 @@ async fn run_job(
         )))
     } else {
         match s.tasks.get(&job.task) {
-            None => Err(TaskError::fatal(format!("unknown task {:?}", job.task))),
+            // Perhaps a newer worker has it (a rolling deploy): retried like any transient
+            // failure, and dead-lettered only once its attempts run out.
+            None => Err(TaskError::retry(format!(
+                "unknown task {:?}: this worker has no handler for it",
+                job.task
+            ))),
             Some(handler) => {
                 match tokio::time::timeout(s.opts.task_timeout, handler(job.args.clone())).await {
                     Ok(r) => r,
@@ -376,7 +485,10 @@ async fn run_job(
     let elapsed = start.elapsed().as_secs_f64();
     let attempts = job.attempts + 1;
     let ttl = s.opts.result_ttl.as_millis() as u64;
-    let claim = if claim_next { "1" } else { "0" };
+    // Decided now, not when the job started: a stop asked for while it ran claims nothing.
+    let claim = if *stop.borrow() { "0" } else { "1" };
+    let next_token = s.token();
+    let heartbeat = s.keys.heartbeat(&s.id);
     let result = |status, result, error| JobResult {
         id: job.id.clone(),
         task: job.task.clone(),
@@ -386,7 +498,8 @@ async fn run_job(
         attempts,
         finished_at: Utc::now(),
     };
-    let (label, r): (&str, redis::RedisResult<Option<(String, u32)>>) = match outcome {
+    type Recorded = (i64, Option<String>, Option<u32>);
+    let (label, r): (&str, redis::RedisResult<Recorded>) = match outcome {
         Ok(value) => {
             tracing::debug!(ms = elapsed * 1000.0, "job succeeded");
             let res = serde_json::to_string(&result(JobStatus::Succeeded, Some(value), None))
@@ -397,11 +510,15 @@ async fn run_job(
                 .key(s.keys.done(&job.id))
                 .key(s.keys.deliveries())
                 .key(s.keys.queue())
+                .key(s.keys.leases())
+                .key(&heartbeat)
                 .arg(&raw)
                 .arg(res)
                 .arg(ttl)
                 .arg(&job.id)
                 .arg(claim)
+                .arg(&token)
+                .arg(&next_token)
                 .invoke_async(c)
                 .await;
             ("succeeded", r)
@@ -423,12 +540,17 @@ async fn run_job(
                 .key(s.keys.result(&job.id))
                 .key(s.keys.deliveries())
                 .key(s.keys.queue())
+                .key(s.keys.leases())
+                .key(&heartbeat)
                 .arg(&raw)
                 .arg(serde_json::to_string(&next).expect("serialises"))
                 .arg(due)
                 .arg(res)
                 .arg(ttl)
                 .arg(claim)
+                .arg(&job.id)
+                .arg(&token)
+                .arg(&next_token)
                 .invoke_async(c)
                 .await;
             ("retried", r)
@@ -449,32 +571,51 @@ async fn run_job(
                 .key(s.keys.done(&job.id))
                 .key(s.keys.deliveries())
                 .key(s.keys.queue())
+                .key(s.keys.leases())
+                .key(&heartbeat)
                 .arg(&raw)
                 .arg(serde_json::to_string(&dead).expect("serialises"))
                 .arg(res)
                 .arg(ttl)
                 .arg(&job.id)
                 .arg(claim)
+                .arg(&token)
+                .arg(&next_token)
                 .invoke_async(c)
                 .await;
             ("dead", r)
         }
     };
-    if let Some(m) = &s.metrics {
-        m.observe_job(&job.task, label, elapsed);
-    }
-    match r {
-        Ok(next) => next.map(|(raw, n)| Claimed {
-            raw,
-            deliveries: (n > 0).then_some(n),
-        }),
+    let (label, next) = match r {
+        Ok((0, _, _)) => {
+            // The lease lapsed and the job was reaped (and perhaps already run again
+            // elsewhere): this delivery's outcome must not overwrite that one.
+            tracing::warn!(
+                outcome = label,
+                "lease lost: the job was delivered again after this worker's lease lapsed; \
+                 dropping this attempt's outcome"
+            );
+            ("stale", None)
+        }
+        Ok((_, raw, n)) => (
+            label,
+            raw.map(|raw| Claimed {
+                raw,
+                deliveries: n.unwrap_or(0),
+                token: next_token,
+            }),
+        ),
         Err(e) => {
             // The job stays in this worker's processing list and is handed back on stop or
             // delivered again when the lease lapses: at-least-once, never lost.
             tracing::error!(error = %e, "could not record the job's outcome");
-            None
+            (label, None)
         }
+    };
+    if let Some(m) = &s.metrics {
+        m.observe_job(&job.task, label, elapsed);
     }
+    next
 }
 
 #[cfg(test)]
