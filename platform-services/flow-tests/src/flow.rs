@@ -307,12 +307,7 @@ impl World {
             error: None,
             history: Value::Null,
         };
-        let body = json!({
-            "amount": plan.amount,
-            "currency": plan.currency,
-            "payee_wallet_id": plan.payee_wallet,
-            "description": format!("flow-tests {}", plan.kind.as_str()),
-        });
+        let body = plan.body();
         let created = self
             .api
             .send(
@@ -434,6 +429,18 @@ pub struct Plan {
     pub currency: String,
     pub amount: i64,
     pub kind: Kind,
+}
+
+impl Plan {
+    /// The `POST /payments` body: every retry sends exactly this.
+    pub fn body(&self) -> Value {
+        json!({
+            "amount": self.amount,
+            "currency": self.currency,
+            "payee_wallet_id": self.payee_wallet,
+            "description": format!("flow-tests {}", self.kind.as_str()),
+        })
+    }
 }
 
 /// How one payment ended, as its client saw it.

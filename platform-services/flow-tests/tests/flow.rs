@@ -18,7 +18,6 @@ use flow_tests::checks;
 use flow_tests::fleet::{Fleet, FleetOptions, Role};
 use flow_tests::flow::{self, Kind, World};
 use flow_tests::knobs;
-use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet");
 
@@ -328,12 +327,7 @@ async fn idempotency() {
         require_flow_endpoints(&fleet).await?;
         let world = Arc::new(World::setup(&fleet, 1, end).await?);
         let plan = world.plan(Kind::SameCurrency, 0);
-        let body = json!({
-            "amount": plan.amount,
-            "currency": plan.currency,
-            "payee_wallet_id": plan.payee_wallet,
-            "description": "flow-tests idempotency",
-        });
+        let body = plan.body();
         let sends = (0..20).map(|attempt| {
             let (world, plan, body) = (world.clone(), plan.clone(), body.clone());
             async move {
@@ -366,15 +360,18 @@ async fn idempotency() {
             .await?
             .get(0);
         anyhow::ensure!(rows == 1, "{rows} payments recorded for one key");
-        let mut redis = fleet.redis().await?;
-        let key = format!("rule-engine:velocity:{}:{}", plan.payer.user, plan.currency);
-        let counted: i64 = redis::cmd("ZCARD")
-            .arg(&key)
-            .query_async(&mut redis)
-            .await?;
+        // The rule engine's velocity window: one counted evaluation per payment.
+        let counted: i64 = db
+            .query_one(
+                "SELECT count(*) FROM evaluations WHERE user_id = $1 AND currency = $2 AND counted",
+                &[&plan.payer.user, &plan.currency],
+            )
+            .await?
+            .get(0);
         anyhow::ensure!(
             counted == 1,
-            "velocity window {key} counted {counted} payments"
+            "the velocity window of {} counted {counted} payments",
+            plan.payer.user
         );
 
         // The payment still completes once, and the money checks hold.
