@@ -1,133 +1,275 @@
-//! The wallet tables' SQL. Rows are read by column name.
+//! The wallet tables' SQL: wallets (who owns which ledger account), credit requests and
+//! withdrawals. Balances are the ledger's (see `book`). Rows are read by column name.
 
+use chrono::{DateTime, Utc};
 use platform_common::db::{Client, DbError, Transaction, read_all, read_opt};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::wallets::{Direction, Wallet};
+use crate::credits::CreditRequest;
+use crate::wallets::Withdrawal;
 
-const RETURNING: &str =
-    "RETURNING id, owner, currency, balance, status, status_reason, created_at, updated_at";
+/// A wallet row: who owns the ledger account of the same id.
+#[derive(Debug, Clone)]
+pub struct WalletRow {
+    pub id: Uuid,
+    pub owner: String,
+    pub currency: String,
+    pub status_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
 
-fn wallet(r: &Row) -> Result<Wallet, tokio_postgres::Error> {
-    Ok(Wallet {
+const WALLET_COLUMNS: &str = "id, owner, currency, status_reason, created_at, updated_at";
+
+fn wallet(r: &Row) -> Result<WalletRow, tokio_postgres::Error> {
+    Ok(WalletRow {
         id: r.try_get("id")?,
         owner: r.try_get("owner")?,
         currency: r.try_get("currency")?,
-        balance: r.try_get("balance")?,
-        status: r.try_get("status")?,
         status_reason: r.try_get("status_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
 
-impl Direction {
-    fn as_str(self) -> &'static str {
-        match self {
-            Direction::Credit => "credit",
-            Direction::Debit => "debit",
-        }
-    }
-}
-
-/// A new empty wallet; [`DbError::Duplicate`] when the owner has one in the currency.
-pub async fn create(c: &Client, owner: &str, currency: &str) -> Result<Wallet, DbError> {
-    let row = c
+/// A new wallet row; [`DbError::Duplicate`] when the owner has one in the currency.
+pub async fn create(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    owner: &str,
+    currency: &str,
+) -> Result<WalletRow, DbError> {
+    let row = tx
         .query_one(
-            &format!("INSERT INTO wallets (id, owner, currency) VALUES ($1, $2, $3) {RETURNING}"),
-            &[&Uuid::new_v4(), &owner, &currency],
+            &format!(
+                "INSERT INTO wallets (id, owner, currency) VALUES ($1, $2, $3) RETURNING {WALLET_COLUMNS}"
+            ),
+            &[&id, &owner, &currency],
         )
         .await?;
     Ok(wallet(&row)?)
 }
 
-pub async fn by_owner(c: &Client, owner: &str) -> Result<Vec<Wallet>, DbError> {
+pub async fn by_owner(c: &Client, owner: &str) -> Result<Vec<WalletRow>, DbError> {
     let rows = c
         .query(
-            "SELECT * FROM wallets WHERE owner = $1 ORDER BY currency",
+            &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE owner = $1 ORDER BY currency"),
             &[&owner],
         )
         .await?;
     read_all(&rows, wallet)
 }
 
-pub async fn get(c: &Client, id: Uuid) -> Result<Option<Wallet>, DbError> {
+pub async fn get(c: &Client, id: Uuid) -> Result<Option<WalletRow>, DbError> {
     let row = c
-        .query_opt("SELECT * FROM wallets WHERE id = $1", &[&id])
+        .query_opt(
+            &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE id = $1"),
+            &[&id],
+        )
         .await?;
     read_opt(row, wallet)
 }
 
-/// The wallet, locked until the transaction ends.
-pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Wallet>, DbError> {
+/// The wallet, read inside a transaction.
+pub async fn get_in(tx: &Transaction<'_>, id: Uuid) -> Result<Option<WalletRow>, DbError> {
     let row = tx
-        .query_opt("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt(
+            &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE id = $1"),
+            &[&id],
+        )
         .await?;
     read_opt(row, wallet)
 }
 
-pub async fn set_status(
-    c: &Client,
+/// Records why the wallet was frozen (None when unfrozen); the flag itself is the ledger
+/// account's.
+pub async fn set_status_reason(
+    tx: &Transaction<'_>,
     id: Uuid,
-    status: &str,
     reason: Option<&str>,
-) -> Result<Option<Wallet>, DbError> {
-    let row = c
+) -> Result<Option<WalletRow>, DbError> {
+    let row = tx
         .query_opt(
             &format!(
-                "UPDATE wallets SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1 {RETURNING}"
+                "UPDATE wallets SET status_reason = $2, updated_at = now() WHERE id = $1 RETURNING {WALLET_COLUMNS}"
             ),
-            &[&id, &status, &reason],
+            &[&id, &reason],
         )
         .await?;
     read_opt(row, wallet)
 }
 
-/// The entry recorded under `reference`: its direction and amount.
-pub async fn entry(
-    tx: &Transaction<'_>,
-    id: Uuid,
-    reference: &str,
-) -> Result<Option<(Direction, i64)>, DbError> {
-    let Some(row) = tx
-        .query_opt(
-            "SELECT direction, amount FROM wallet_entries WHERE wallet_id = $1 AND reference = $2",
-            &[&id, &reference],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let direction = match row.try_get::<_, &str>("direction")? {
-        "credit" => Direction::Credit,
-        _ => Direction::Debit,
-    };
-    Ok(Some((direction, row.try_get("amount")?)))
+const CREDIT_COLUMNS: &str = "id, wallet_id, amount, currency, reference, status, requested_by, \
+     requested_at, decided_by, decided_at, decision_reason, transfer_id";
+
+fn credit_request(r: &Row) -> Result<CreditRequest, tokio_postgres::Error> {
+    Ok(CreditRequest {
+        id: r.try_get("id")?,
+        wallet_id: r.try_get("wallet_id")?,
+        amount: r.try_get("amount")?,
+        currency: r.try_get("currency")?,
+        reference: r.try_get("reference")?,
+        status: r.try_get("status")?,
+        requested_by: r.try_get("requested_by")?,
+        requested_at: r.try_get("requested_at")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_at: r.try_get("decided_at")?,
+        decision_reason: r.try_get("decision_reason")?,
+        transfer_id: r.try_get("transfer_id")?,
+    })
 }
 
-/// Records the entry and sets the wallet's new balance.
-pub async fn post_entry(
+pub async fn credit_request_by_reference(
+    tx: &Transaction<'_>,
+    wallet_id: Uuid,
+    reference: &str,
+) -> Result<Option<CreditRequest>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {CREDIT_COLUMNS} FROM credit_requests WHERE wallet_id = $1 AND reference = $2"
+            ),
+            &[&wallet_id, &reference],
+        )
+        .await?;
+    read_opt(row, credit_request)
+}
+
+/// A new request `pending_approval`.
+pub async fn insert_credit_request(
     tx: &Transaction<'_>,
     id: Uuid,
-    reference: &str,
-    direction: Direction,
+    w: &WalletRow,
     amount: i64,
-    created_by: &str,
-    balance: i64,
-) -> Result<Wallet, DbError> {
-    tx.execute(
-        "INSERT INTO wallet_entries (wallet_id, reference, direction, amount, created_by) VALUES ($1, $2, $3, $4, $5)",
-        &[&id, &reference, &direction.as_str(), &amount, &created_by],
-    )
-    .await?;
+    reference: &str,
+    requested_by: &str,
+) -> Result<CreditRequest, DbError> {
     let row = tx
         .query_one(
             &format!(
-                "UPDATE wallets SET balance = $2, updated_at = now() WHERE id = $1 {RETURNING}"
+                "INSERT INTO credit_requests (id, wallet_id, amount, currency, reference, requested_by)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {CREDIT_COLUMNS}"
             ),
-            &[&id, &balance],
+            &[&id, &w.id, &amount, &w.currency, &reference, &requested_by],
         )
         .await?;
-    Ok(wallet(&row)?)
+    Ok(credit_request(&row)?)
+}
+
+pub async fn credit_request_by_id(c: &Client, id: Uuid) -> Result<Option<CreditRequest>, DbError> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {CREDIT_COLUMNS} FROM credit_requests WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    read_opt(row, credit_request)
+}
+
+pub async fn credit_request_in(
+    tx: &Transaction<'_>,
+    id: Uuid,
+) -> Result<Option<CreditRequest>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {CREDIT_COLUMNS} FROM credit_requests WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    read_opt(row, credit_request)
+}
+
+/// Newest first, at most `limit`, optionally one status and one wallet.
+pub async fn credit_requests(
+    c: &Client,
+    status: Option<&str>,
+    wallet_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CreditRequest>, DbError> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {CREDIT_COLUMNS} FROM credit_requests
+                 WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::UUID IS NULL OR wallet_id = $2)
+                 ORDER BY requested_at DESC, id LIMIT $3"
+            ),
+            &[&status, &wallet_id, &limit],
+        )
+        .await?;
+    read_all(&rows, credit_request)
+}
+
+/// Records the decision on a pending request: `approved` with its transfer, or `rejected`.
+pub async fn decide_credit_request(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    status: &str,
+    by: &str,
+    reason: Option<&str>,
+    transfer_id: Option<Uuid>,
+) -> Result<CreditRequest, DbError> {
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE credit_requests
+                 SET status = $2, decided_by = $3, decided_at = now(), decision_reason = $4, transfer_id = $5
+                 WHERE id = $1 AND status = 'pending_approval' RETURNING {CREDIT_COLUMNS}"
+            ),
+            &[&id, &status, &by, &reason, &transfer_id],
+        )
+        .await?;
+    Ok(credit_request(&row)?)
+}
+
+const WITHDRAWAL_COLUMNS: &str =
+    "id, wallet_id, amount, currency, reference, requested_by, created_at";
+
+fn withdrawal(r: &Row) -> Result<Withdrawal, tokio_postgres::Error> {
+    Ok(Withdrawal {
+        id: r.try_get("id")?,
+        wallet_id: r.try_get("wallet_id")?,
+        amount: r.try_get("amount")?,
+        currency: r.try_get("currency")?,
+        reference: r.try_get("reference")?,
+        requested_by: r.try_get("requested_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub async fn withdrawal_by_reference(
+    tx: &Transaction<'_>,
+    wallet_id: Uuid,
+    reference: &str,
+) -> Result<Option<Withdrawal>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE wallet_id = $1 AND reference = $2"
+            ),
+            &[&wallet_id, &reference],
+        )
+        .await?;
+    read_opt(row, withdrawal)
+}
+
+/// Records a withdrawal; its id is the ledger transfer's.
+pub async fn insert_withdrawal(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    w: &WalletRow,
+    amount: i64,
+    reference: &str,
+    by: &str,
+) -> Result<Withdrawal, DbError> {
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO withdrawals (id, wallet_id, amount, currency, reference, requested_by)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {WITHDRAWAL_COLUMNS}"
+            ),
+            &[&id, &w.id, &amount, &w.currency, &reference, &by],
+        )
+        .await?;
+    Ok(withdrawal(&row)?)
 }
