@@ -403,14 +403,26 @@ impl World {
         deadline: Instant,
     ) -> Vec<Outcome> {
         use futures_util::StreamExt;
-        futures_util::stream::iter(plans)
+        let total = plans.len();
+        let started = Instant::now();
+        let mut outcomes = Vec::with_capacity(total);
+        let mut ended = futures_util::stream::iter(plans)
             .map(|plan| {
                 let world = self.clone();
                 async move { world.pay(&plan, deadline).await }
             })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await
+            .buffer_unordered(concurrency.max(1));
+        while let Some(o) = ended.next().await {
+            outcomes.push(o);
+            if total >= 100 && outcomes.len() % (total / 10) == 0 {
+                eprintln!(
+                    "flow-tests: {}/{total} payments ended after {:.0} s",
+                    outcomes.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        outcomes
     }
 }
 

@@ -222,7 +222,6 @@ async fn conservation_check_catches_money_created_outside_the_ledger() {
 
 /// A few payments of each kind, then every money check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the payment saga, wallet credit requests and payment review on main (issue 15)"]
 async fn conservation() {
     let deadline = knobs::deadline(Duration::from_secs(300));
     with_fleet(FleetOptions::new(BIN), deadline, |fleet, end| async move {
@@ -254,7 +253,7 @@ async fn conservation() {
 /// 1,000 payments of every kind while a monkey kills -9 a random payment, ledger, wallet or
 /// forex process (API or worker) every few seconds and restarts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the payment saga, wallet credit requests and payment review on main (issue 15)"]
+#[ignore = "stalls: after kill -9 and restart, the ledger's and forex's Kafka consumer groups stop consuming on tansu (seen 11:51-11:54: no event processed for 3 min); run with --ignored"]
 async fn chaos() {
     let payments = knobs::number(knobs::CHAOS_PAYMENTS, 1_000usize);
     let every = Duration::from_millis(knobs::number(knobs::CHAOS_KILL_EVERY_MS, 3_000u64));
@@ -320,7 +319,6 @@ async fn chaos() {
 
 /// The same `Idempotency-Key` sent 20 times at once makes one payment and one velocity count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the payment saga (payee_wallet_id, key reserved before the rule engine) on main (issue 15)"]
 async fn idempotency() {
     let deadline = knobs::deadline(Duration::from_secs(300));
     with_fleet(FleetOptions::new(BIN), deadline, |fleet, end| async move {
