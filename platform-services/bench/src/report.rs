@@ -281,6 +281,87 @@ pub fn memory_table(rows: &[MemoryRow]) -> Table {
     t
 }
 
+/// Issue 15's targets for the payment flow, end to end, on the 2-core machine.
+pub const TARGET_PAYMENTS: f64 = 200.0;
+pub const TARGET_PAYMENT_P99: Duration = Duration::from_secs(1);
+
+/// The flow benchmark (`cargo bench -p flow-tests --bench flow`): payments from initiation to
+/// `completed` with the whole fleet running, against the ledger's own transfer rate.
+pub struct FlowRun {
+    /// Completed payments: latency from the first `POST /payments` to `completed`; `errors`
+    /// counts payments that did not complete.
+    pub payments: Outcome,
+    /// Direct ledger transfers (the ceiling), each with what it went through (the API, the
+    /// library in process).
+    pub ledger: Vec<(String, Outcome)>,
+    /// Whether every money check held at the end (the violations, one a line, when not).
+    pub balanced: Result<(), String>,
+}
+
+pub fn flow_table(run: &FlowRun) -> Table {
+    let mut t = table(&[
+        "scenario",
+        "operations",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "failed",
+        "ops/s vs ledger API",
+        "target",
+        "meets",
+        "for scale",
+    ]);
+    let ledger_rate = run.ledger.first().map_or(0.0, |(_, o)| o.per_second());
+    for (via, l) in &run.ledger {
+        t.add_row(vec![
+            format!("ledger transfers, direct ({via}): the ceiling"),
+            thousands(l.ops as f64),
+            thousands(l.per_second()),
+            ms(l.p50),
+            ms(l.p99),
+            l.errors.to_string(),
+            ratio(l.per_second(), ledger_rate),
+            "–".into(),
+            "–".into(),
+            "a Postgres ledger ≈3,300 transfers/s".into(),
+        ]);
+    }
+    let p = &run.payments;
+    t.add_row(vec![
+        "payments end to end (initiation → completed)".into(),
+        thousands(p.ops as f64),
+        thousands(p.per_second()),
+        ms(p.p50),
+        ms(p.p99),
+        p.errors.to_string(),
+        ratio(p.per_second(), ledger_rate),
+        format!(
+            "≥ {} payments/s, p99 < {} ms",
+            thousands(TARGET_PAYMENTS),
+            ms(TARGET_PAYMENT_P99)
+        ),
+        verdict(p.per_second() >= TARGET_PAYMENTS && p.p99 < TARGET_PAYMENT_P99 && p.errors == 0)
+            .into(),
+        "Mojaloop 76 transfers/s on MySQL".into(),
+    ]);
+    t.add_row(vec![
+        "ledger balanced at the end".into(),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        match &run.balanced {
+            Ok(()) => "0".into(),
+            Err(v) => v.lines().count().to_string(),
+        },
+        "–".into(),
+        "every money check holds".into(),
+        verdict(run.balanced.is_ok()).into(),
+        "–".into(),
+    ]);
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,7 +121,13 @@ impl From<anyhow::Error> for Failure {
 }
 
 pub fn main(spec: ServiceSpec) -> ExitCode {
-    let mut argv = std::env::args();
+    main_with_args(spec, std::env::args().collect())
+}
+
+/// [`main`] with the arguments given rather than read from the process (`args[0]` is the
+/// program name): for a binary that hosts several services, such as the flow tests' `fleet`.
+pub fn main_with_args(spec: ServiceSpec, args: Vec<String>) -> ExitCode {
+    let mut argv = args.into_iter();
     let program = argv.next().unwrap_or_else(|| spec.name.to_owned());
     let args: Vec<String> = argv.collect();
     let command = match parse_args(&args) {

@@ -246,6 +246,11 @@ impl<H: EventHandler + 'static> IdempotentConsumer<H> {
             .set("enable.auto.commit", "false")
             // Brokers here report wrong end offsets, so new groups start from the beginning.
             .set("auto.offset.reset", "earliest")
+            // A worker killed without leaving the group holds its partitions until its session
+            // expires: keep that short (Kafka's minimum) so a crash stalls a topic for seconds,
+            // not the 45 s default.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
             .create()
             .map_err(|e| e.to_string())?;
         consumer.subscribe(topics).map_err(|e| e.to_string())?;
