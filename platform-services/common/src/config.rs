@@ -325,6 +325,11 @@ pub struct EventsConfig {
     pub max_attempts: u32,
     /// The relay's pause when the outbox had nothing to send (`OUTBOX_POLL_MS`).
     pub outbox_poll: Duration,
+    /// How long a relay's claim on outbox rows lasts (`OUTBOX_LEASE_MS`).
+    pub outbox_lease: Duration,
+    /// This replica's static member id in every consumer group (`KAFKA_GROUP_INSTANCE_ID`):
+    /// a restarted replica takes back its partitions without a rebalance.
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for EventsConfig {
@@ -332,6 +337,8 @@ impl Default for EventsConfig {
         Self {
             max_attempts: 5,
             outbox_poll: Duration::from_millis(50),
+            outbox_lease: Duration::from_secs(30),
+            group_instance_id: None,
         }
     }
 }
@@ -346,6 +353,14 @@ impl EventsConfig {
                 env::OUTBOX_POLL_MS,
                 d.outbox_poll.as_millis() as u64,
             )?),
+            outbox_lease: Duration::from_millis(positive(
+                env,
+                env::OUTBOX_LEASE_MS,
+                d.outbox_lease.as_millis() as u64,
+            )?),
+            group_instance_id: env
+                .var(env::KAFKA_GROUP_INSTANCE_ID)
+                .map(|v| v.trim().to_owned()),
         })
     }
 }
@@ -593,10 +608,17 @@ mod tests {
             EventsConfig::from_env(none).unwrap(),
             EventsConfig::default()
         );
-        let env = &[("EVENT_MAX_ATTEMPTS", "3"), ("OUTBOX_POLL_MS", "10")];
+        let env = &[
+            ("EVENT_MAX_ATTEMPTS", "3"),
+            ("OUTBOX_POLL_MS", "10"),
+            ("OUTBOX_LEASE_MS", "5000"),
+            ("KAFKA_GROUP_INSTANCE_ID", " ledger-worker-1 "),
+        ];
         let cfg = EventsConfig::from_env(env).unwrap();
         assert_eq!(cfg.max_attempts, 3);
         assert_eq!(cfg.outbox_poll, Duration::from_millis(10));
+        assert_eq!(cfg.outbox_lease, Duration::from_secs(5));
+        assert_eq!(cfg.group_instance_id.as_deref(), Some("ledger-worker-1"));
         let err = EventsConfig::from_env(&[("EVENT_MAX_ATTEMPTS", "0")]).unwrap_err();
         assert_eq!(
             err.to_string(),

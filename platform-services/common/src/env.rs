@@ -57,6 +57,13 @@ pub const JOB_RESULT_TTL_SECONDS: &str = "JOB_RESULT_TTL_SECONDS";
 pub const EVENT_MAX_ATTEMPTS: &str = "EVENT_MAX_ATTEMPTS";
 /// Milliseconds the outbox relay waits when it found nothing to send (default 50).
 pub const OUTBOX_POLL_MS: &str = "OUTBOX_POLL_MS";
+/// Milliseconds a relay's claim on outbox rows keeps other relays off them (default 30000):
+/// how long a relay that dies mid-batch delays those rows' keys.
+pub const OUTBOX_LEASE_MS: &str = "OUTBOX_LEASE_MS";
+/// This worker's stable identity in its consumer groups (Kafka static membership,
+/// `group.instance.id`): unique per replica, the same across its restarts. Unset (the
+/// default): dynamic membership, every start joins as a new member.
+pub const KAFKA_GROUP_INSTANCE_ID: &str = "KAFKA_GROUP_INSTANCE_ID";
 
 /// payment: base URL of rule-engine (default `http://rule-engine:8000`).
 pub const RULE_ENGINE_URL: &str = "RULE_ENGINE_URL";

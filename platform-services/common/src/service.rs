@@ -437,13 +437,15 @@ impl EventRuntime {
             });
             let relay = OutboxRelay::new(ctx.db.clone(), &kafka.brokers)
                 .map_err(|e| anyhow::anyhow!("kafka producer: {e}"))?
-                .with_poll(events.outbox_poll);
+                .with_poll(events.outbox_poll)
+                .with_lease(events.outbox_lease);
             tasks.spawn(relay.run(stopped(rx.clone())));
         }
         for subscription in subscriptions {
             let consumer = subscription
                 .consumer(ctx.db.clone())
-                .with_max_attempts(events.max_attempts);
+                .with_max_attempts(events.max_attempts)
+                .with_group_instance_id(events.group_instance_id.clone());
             let topics = subscription.topics();
             let brokers = kafka.brokers.clone();
             let rx = rx.clone();

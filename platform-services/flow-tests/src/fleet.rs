@@ -239,6 +239,10 @@ impl Fleet {
             // A killed worker's jobs come back after 5 s rather than 30.
             (service_env::JOB_LEASE_SECONDS.into(), "5".into()),
             (service_env::JOB_BACKOFF_BASE_MS.into(), "200".into()),
+            // A killed worker's claimed outbox rows (and later events of their payments) go
+            // out after 5 s rather than 30: as long as a payment's hold lasts, a relay crash
+            // would otherwise let the hold expire.
+            (service_env::OUTBOX_LEASE_MS.into(), "5000".into()),
             // The flow's payers are not KYC-verified: the gate is the payment service's own
             // tests' business; here payments up to the rule engine's limits go through.
             (
@@ -361,6 +365,8 @@ impl Fleet {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(service_env::PORT, info.port.to_string())
             .env(service_env::SERVICE_NAME, service_name)
+            // Static membership: a restarted worker takes its partitions back at once.
+            .env(service_env::KAFKA_GROUP_INSTANCE_ID, &info.name)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -7,7 +7,7 @@ use std::time::Duration;
 pub const CHAOS_PAYMENTS: &str = "FLOW_CHAOS_PAYMENTS";
 /// Milliseconds between two kills in the chaos test (default 3,000: "every few seconds").
 pub const CHAOS_KILL_EVERY_MS: &str = "FLOW_CHAOS_KILL_EVERY_MS";
-/// Hard limit on one test, in seconds, setup and settling included (default 900 for chaos,
+/// Hard limit on one test, in seconds, setup and settling included (default 480 for chaos,
 /// 300 for the others). A test that reaches it fails; it never hangs CI.
 pub const DEADLINE_SECS: &str = "FLOW_DEADLINE_SECS";
 /// Payments the clients keep in flight at once (default 16).

@@ -68,7 +68,15 @@ pub struct IdempotentConsumer<H> {
     handler: Arc<H>,
     max_attempts: u32,
     backoff: Duration,
+    group_instance_id: Option<String>,
 }
+
+/// Session timeout of a static member (`group.instance.id`): long enough for a killed
+/// replica to be restarted and take its partitions back without a rebalance.
+const STATIC_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Session timeout of a dynamic member: Kafka's minimum, so a crash stalls a topic for
+/// seconds, not the 45 s default.
+const DYNAMIC_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Why one attempt at an event failed.
 #[derive(Debug)]
@@ -128,7 +136,17 @@ impl<H: EventHandler + 'static> IdempotentConsumer<H> {
             handler: Arc::new(handler),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: Duration::from_millis(100),
+            group_instance_id: None,
         }
+    }
+
+    /// Static membership: `id` (unique per replica, stable across its restarts) becomes the
+    /// consumer's `group.instance.id`. A replica that crashes and comes back within the
+    /// session timeout gets its own partitions back at once, and the other members never
+    /// rebalance. `None` (or empty): dynamic membership.
+    pub fn with_group_instance_id(mut self, id: Option<String>) -> Self {
+        self.group_instance_id = id.filter(|i| !i.trim().is_empty());
+        self
     }
 
     /// Attempts at one event before it is dead-lettered (at least 1).
@@ -239,20 +257,32 @@ impl<H: EventHandler + 'static> IdempotentConsumer<H> {
         let producer: FutureProducer = client_config(brokers)
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "10000")
+            .set("batch.num.messages", "1")
             .create()
             .map_err(|e| e.to_string())?;
-        let consumer: StreamConsumer = client_config(brokers)
+        let mut config = client_config(brokers);
+        config
             .set("group.id", &self.name)
             .set("enable.auto.commit", "false")
             // Brokers here report wrong end offsets, so new groups start from the beginning.
             .set("auto.offset.reset", "earliest")
-            // A worker killed without leaving the group holds its partitions until its session
-            // expires: keep that short (Kafka's minimum) so a crash stalls a topic for seconds,
-            // not the 45 s default.
-            .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
-            .create()
-            .map_err(|e| e.to_string())?;
+            // The saga hops through Kafka several times, and tansu answers every fetch after
+            // half its max wait even when records are there: keep the wait short.
+            .set("fetch.wait.max.ms", "50");
+        // A worker killed without leaving the group holds its partitions until its session
+        // expires. Dynamic members: keep that short. Static members (a replica that comes
+        // back under the same id takes its partitions back without a rebalance; tansu
+        // rebalances after a crash can leave partitions unowned): long enough to restart.
+        let session = match &self.group_instance_id {
+            Some(id) => {
+                config.set("group.instance.id", id);
+                STATIC_SESSION_TIMEOUT
+            }
+            None => DYNAMIC_SESSION_TIMEOUT,
+        };
+        config.set("session.timeout.ms", session.as_millis().to_string());
+        let consumer: StreamConsumer = config.create().map_err(|e| e.to_string())?;
         consumer.subscribe(topics).map_err(|e| e.to_string())?;
         loop {
             let msg = tokio::select! {

@@ -65,6 +65,10 @@ impl OutboxRelay {
             .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
             // The saga hops through the outbox several times: send at once.
             .set("linger.ms", "1")
+            // One record per batch: tansu answers a fetch from an offset inside a batch with
+            // the batches after it, so a consumer group that committed half a batch before a
+            // rebalance would skip the other half.
+            .set("batch.num.messages", "1")
             .create()?;
         Ok(Self {
             pool,
