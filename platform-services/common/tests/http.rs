@@ -71,7 +71,7 @@ async fn me_returns_the_caller_from_bearer_or_assertion() {
     let token = idp.token("admin", &["admin"]);
     let expected = json!({
         "status": "ok", "service": "svc-test",
-        "user": {"username": "admin", "email": "admin@innover.local", "roles": ["admin"]}
+        "user": {"id": "admin", "username": "admin", "email": "admin@innover.local", "roles": ["admin"]}
     });
     let (s, _, body) = call(
         &app,

@@ -144,7 +144,7 @@ async fn metrics(Extension(p): Extension<Arc<Platform>>) -> Response {
 /// The caller, as the service sees them.
 #[utoipa::path(get, path = "/me", tag = "platform", operation_id = "me", security(("bearer" = [])), responses(
     (status = 200, body = MeResponse, example = json!({"status": "ok", "service": "svc-forex",
-        "user": {"username": "admin", "email": "admin@innover.local", "roles": ["admin"]}}))
+        "user": {"id": "admin", "username": "admin", "email": "admin@innover.local", "roles": ["admin"]}}))
 ))]
 async fn me(
     Extension(p): Extension<Arc<Platform>>,
