@@ -499,18 +499,9 @@ pub async fn deposit(
     reference: Option<&str>,
     by: &str,
 ) -> Result<Transfer, LedgerError> {
-    ensure_system_accounts(tx, currency).await?;
-    let t = NewTransfer::posted(
-        transfer_id,
-        settlement_account_id(currency),
-        wallet,
-        amount,
-        currency,
-        reference,
-    );
-    Ok(create_transfers(tx, std::slice::from_ref(&t), by)
-        .await?
-        .remove(0))
+    let settlement = settlement_account_id(currency);
+    let t = NewTransfer::posted(transfer_id, settlement, wallet, amount, currency, reference);
+    settle(tx, t, by).await
 }
 
 /// Money out: wallet -> settlement.
@@ -523,15 +514,14 @@ pub async fn withdraw(
     reference: Option<&str>,
     by: &str,
 ) -> Result<Transfer, LedgerError> {
-    ensure_system_accounts(tx, currency).await?;
-    let t = NewTransfer::posted(
-        transfer_id,
-        wallet,
-        settlement_account_id(currency),
-        amount,
-        currency,
-        reference,
-    );
+    let settlement = settlement_account_id(currency);
+    let t = NewTransfer::posted(transfer_id, wallet, settlement, amount, currency, reference);
+    settle(tx, t, by).await
+}
+
+/// One posted transfer against the currency's settlement account (created when first needed).
+async fn settle(tx: &Transaction<'_>, t: NewTransfer, by: &str) -> Result<Transfer, LedgerError> {
+    ensure_system_accounts(tx, &t.currency).await?;
     Ok(create_transfers(tx, std::slice::from_ref(&t), by)
         .await?
         .remove(0))
