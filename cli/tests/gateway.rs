@@ -132,6 +132,38 @@ async fn routes(http: &reqwest::Client) -> Value {
         .expect("route table")
 }
 
+/// The id of the caller's wallet in `currency`, opened through the gateway if it has none.
+async fn wallet(http: &reqwest::Client, token: &str, currency: &str) -> String {
+    let url = format!("{GATEWAY}/api/wallet/1.0.0/wallets");
+    let find = |list: Value| {
+        list.as_array()
+            .and_then(|ws| ws.iter().find(|w| w["currency"] == currency))
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+    };
+    let list = || async {
+        let response = http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "list wallets");
+        response.json::<Value>().await.unwrap()
+    };
+    if let Some(id) = find(list().await) {
+        return id;
+    }
+    let response = http
+        .post(&url)
+        .bearer_auth(token)
+        .json(&json!({ "currency": currency }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(
+        status.is_success() || status == StatusCode::CONFLICT,
+        "open a {currency} wallet: {status} {}",
+        response.text().await.unwrap_or_default()
+    );
+    find(list().await).unwrap_or_else(|| panic!("no {currency} wallet after opening one"))
+}
+
 /// Waits until `path` answers `want` through the gateway (after a restart).
 async fn wait_for(http: &reqwest::Client, path: &str, token: Option<&str>, want: StatusCode) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -354,11 +386,19 @@ async fn the_gateway_routes_authenticates_throttles_and_keeps_its_routes() {
             .unwrap()
             .as_nanos()
     );
+    // A payment goes from the caller's wallet to the payee's: both need a USD wallet (the
+    // payer's is empty, so the saga ends in `failed`; the update on creation is what counts).
+    wallet(&http, &user, "USD").await;
+    let auditor = token(&http, "auditor").await;
+    let payee_wallet = wallet(&http, &auditor, "USD").await;
     let response = http
         .post(format!("{GATEWAY}/api/payment/1.0.0/payments"))
         .bearer_auth(&user)
         .header("Idempotency-Key", key)
-        .json(&json!({"amount": 1200, "currency": "USD", "payee": "gateway-test"}))
+        .json(
+            &json!({"amount": 1200, "currency": "USD", "payee_wallet_id": payee_wallet,
+            "payee": "gateway-test"}),
+        )
         .send()
         .await
         .unwrap();
