@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "the payment saga",
         sql: include_str!("../migrations/0002_saga.sql"),
     },
+    Migration {
+        version: 3,
+        name: "the updates feed reads recent changes",
+        sql: include_str!("../migrations/0003_updates_feed.sql"),
+    },
     OUTBOX_MIGRATION,
 ];
 
@@ -106,7 +111,7 @@ pub fn spec() -> ServiceSpec {
             Ok(router(State {
                 ctx: ctx.clone(),
                 rules,
-                updates: updates::Updates::new(),
+                updates: updates::Updates::watching(ctx.db.clone()),
                 saga: saga_of(ctx)?,
                 kyc_threshold,
             }))

@@ -169,6 +169,23 @@ pub async fn not_final(
     read_all(&rows, payment)
 }
 
+/// Payments changed in the last `seconds` (by the database's clock), newest change first, at
+/// most `limit`: what the updates socket announces, whichever process made the change.
+pub async fn changed_recently(
+    c: &impl GenericClient,
+    seconds: f64,
+    limit: i64,
+) -> Result<Vec<Payment>, DbError> {
+    let rows = c
+        .query(
+            "SELECT * FROM payments WHERE updated_at > now() - make_interval(secs => $1::FLOAT8)
+             ORDER BY updated_at DESC LIMIT $2",
+            &[&seconds, &limit],
+        )
+        .await?;
+    read_all(&rows, payment)
+}
+
 /// Payments left `initiated` for longer than `seconds` (their screening was interrupted).
 pub async fn stuck_initiated(
     c: &impl GenericClient,

@@ -2,22 +2,27 @@
 //!
 //! Messages are JSON text frames:
 //! - first, `{"type": "snapshot", "payments": [PaymentUpdate, ..]}`: the caller's payments that
-//!   are not final yet (`initiated`, `pending_review`), newest first, at most
+//!   are not final yet (not `completed`, `failed` or `rejected`), newest first, at most
 //!   [`SNAPSHOT_LIMIT`];
 //! - then `{"type": "payment", "payment_id", "status", "amount", "currency", "payee",
-//!   "updated_at"}` for each status change of one of the caller's payments;
+//!   "updated_at"}` for each status change of one of the caller's payments, up to its final
+//!   `completed`, `failed` or `rejected`;
 //! - a new snapshot when this connection fell behind and missed changes.
 //!
 //! The server pings every [`PING_EVERY`] and closes a connection that answered nothing for two
 //! pings in a row; a client's Close is answered and ends the connection.
 //!
-//! Changes reach connections through an in-process `tokio::sync::broadcast` fed where a
-//! payment's status is set (today: creation). That is complete for one `serve` replica only: a
-//! change made by another replica is not seen here. Several replicas would publish each change
-//! on Redis pub/sub as well and fan it in to this channel.
+//! Changes reach connections through an in-process `tokio::sync::broadcast` fed from two
+//! places: this process's own changes (creation, review) at once, and, while any socket is
+//! open, a poll of the payments the database saw change in the last [`FEED_WINDOW`] (every
+//! [`FEED_EVERY`]): the saga's later steps run in the worker, and other API replicas change
+//! payments too. Each (payment, status, time) is announced once; a payment that passes through
+//! several states within one poll shows its latest (its final state always arrives). The poll
+//! works alike on CockroachDB and Postgres (no LISTEN/NOTIFY, which CockroachDB lacks).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::extract::State as AxState;
@@ -28,6 +33,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
 use platform_common::Problem;
 use platform_common::auth::{AuthError, CurrentUser, JWT_ASSERTION_HEADER, TokenVerifier, User};
 use serde::Serialize;
@@ -45,6 +51,14 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub const SNAPSHOT_LIMIT: i64 = 100;
 pub const PING_EVERY: Duration = Duration::from_secs(30);
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// How often the feed reads the recent changes while a socket is open.
+pub const FEED_EVERY: Duration = Duration::from_millis(250);
+/// How far back each read of the feed looks: a change is seen even when its transaction
+/// committed a few seconds after it set `updated_at` (its start).
+pub const FEED_WINDOW: Duration = Duration::from_secs(5);
+/// At most this many changes per read, the newest (more than this many within one
+/// [`FEED_EVERY`] would skip some).
+const FEED_BATCH: i64 = 2000;
 /// The subprotocol a browser offers with its token (`Sec-WebSocket-Protocol: bearer, <jwt>`).
 const BEARER_PROTOCOL: &str = "bearer";
 
@@ -52,7 +66,8 @@ const BEARER_PROTOCOL: &str = "bearer";
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PaymentUpdate {
     pub payment_id: Uuid,
-    /// `initiated`, `pending_review` or `rejected`.
+    /// The payment's state: `initiated`, `pending_review`, `screened`, `converted`, `held`,
+    /// `voiding`, or a final `completed`, `failed`, `rejected`.
     pub status: String,
     pub amount: i64,
     pub currency: String,
@@ -82,22 +97,107 @@ struct Change {
 #[derive(Clone)]
 pub struct Updates {
     tx: broadcast::Sender<Arc<Change>>,
+    /// What was announced per payment lately, so each change goes out once whichever way it
+    /// came.
+    announced: Arc<Mutex<HashMap<Uuid, Announced>>>,
+}
+
+/// The last change announced for one payment.
+struct Announced {
+    status: String,
+    updated_at: DateTime<Utc>,
+    /// When it was announced (by this process's clock).
+    at: Instant,
 }
 
 impl Updates {
+    /// Announces this process's own changes only (tests, a process without a database).
     pub fn new() -> Self {
         Self {
             tx: broadcast::channel(CHANNEL_CAPACITY).0,
+            announced: Arc::default(),
         }
     }
 
-    /// Announce `p`'s current status; call after the transaction that set it committed.
+    /// Announces this process's changes and, while a socket is open, every change the
+    /// database saw (the module's documentation says how). Outside a Tokio runtime (an
+    /// OpenAPI dump), the same as [`Updates::new`].
+    pub fn watching(pool: Pool) -> Self {
+        let updates = Self::new();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let feed = updates.clone();
+            runtime.spawn(async move { feed.follow(pool).await });
+        }
+        updates
+    }
+
+    /// Announce `p`'s current status unless it was announced already; call after the
+    /// transaction that set it committed.
     pub fn publish(&self, p: &Payment) {
+        {
+            let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+            if announced
+                .get(&p.id)
+                .is_some_and(|a| a.status == p.status && a.updated_at == p.updated_at)
+            {
+                return;
+            }
+            let last = Announced {
+                status: p.status.clone(),
+                updated_at: p.updated_at,
+                at: Instant::now(),
+            };
+            announced.insert(p.id, last);
+        }
         // No open socket is not an error.
         let _ = self.tx.send(Arc::new(Change {
             owner: p.owner.clone(),
             update: p.into(),
         }));
+    }
+
+    /// The feed: reads the recent changes every [`FEED_EVERY`] while a socket is open.
+    async fn follow(self, pool: Pool) {
+        let mut tick = tokio::time::interval(FEED_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            self.forget_old();
+            if self.tx.receiver_count() == 0 {
+                continue;
+            }
+            match self.read_changes(&pool).await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("payment updates feed reads changes again");
+                }
+                Ok(()) => {}
+                // Logged once per outage; the sockets stay open and catch up afterwards.
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "payment updates feed: reading changes failed; retrying");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn read_changes(&self, pool: &Pool) -> Result<(), PaymentError> {
+        let client = pool.get().await?;
+        let changed =
+            store::changed_recently(&client, FEED_WINDOW.as_secs_f64(), FEED_BATCH).await?;
+        // Newest first from the database; announced oldest first.
+        for p in changed.iter().rev() {
+            self.publish(p);
+        }
+        Ok(())
+    }
+
+    /// Drops what no read can return again (older than twice the window).
+    fn forget_old(&self) {
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.retain(|_, a| a.at.elapsed() < FEED_WINDOW * 2);
     }
 }
 

@@ -421,6 +421,49 @@ mod updates {
         b
     }
 
+    /// The saga's later steps run in the worker, not in the API process that holds the socket:
+    /// the socket still shows them, each once, up to the final state.
+    #[tokio::test]
+    async fn websocket_follows_the_saga_that_another_process_runs() {
+        let t = harness::Payments::start().await;
+        let url = serve(t.app.clone()).await;
+        let (alice_sub, alice) = t.user("alice", &["user"]);
+        t.wallet(&alice_sub, "USD", 10_000).await;
+        let acme = t.wallet("acme", "USD", 0).await;
+        let (mut ws, _) = connect(&url, Some(("authorization", format!("Bearer {alice}"))))
+            .await
+            .expect("alice connects");
+        assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+
+        let created = pay(&t.app, &alice, "feed-1", 2500, acme).await;
+        let msg = next_json(&mut ws).await;
+        assert_eq!(
+            (&msg["payment_id"], &msg["status"]),
+            (&created["id"], &json!("screened")),
+            "{msg}"
+        );
+        // The pump applies the events as the workers would: nothing here calls the API.
+        t.pump
+            .drain_until(|topic| topic == "payment.post_requested")
+            .await;
+        let msg = next_json(&mut ws).await;
+        assert_eq!(
+            (&msg["payment_id"], &msg["status"]),
+            (&created["id"], &json!("held")),
+            "the hold, placed by the ledger's reply in the worker: {msg}"
+        );
+        t.pump.drain().await;
+        let msg = next_json(&mut ws).await;
+        assert_eq!(
+            (&msg["payment_id"], &msg["status"], &msg["amount"]),
+            (&created["id"], &json!("completed"), &json!(2500)),
+            "the final state: {msg}"
+        );
+        // Each change once: the feed reads the same rows again for seconds and says nothing.
+        let quiet = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+        assert!(quiet.is_err(), "announced again: {quiet:?}");
+    }
+
     #[tokio::test]
     async fn websocket_sends_a_snapshot_then_the_callers_status_changes() {
         // Subjects differ from usernames here: changes are routed by subject.
