@@ -131,15 +131,16 @@ impl Updates {
         updates
     }
 
-    /// Announce `p`'s current status unless it was announced already; call after the
-    /// transaction that set it committed.
+    /// Announce `p`'s current status unless it, or a later one, was announced already; call
+    /// after the transaction that set it committed. (A read of the feed can return a state
+    /// that this process replaced and announced a moment later: it is not announced after it.)
     pub fn publish(&self, p: &Payment) {
         {
             let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
-            if announced
-                .get(&p.id)
-                .is_some_and(|a| a.status == p.status && a.updated_at == p.updated_at)
-            {
+            if announced.get(&p.id).is_some_and(|a| {
+                a.updated_at > p.updated_at
+                    || (a.updated_at == p.updated_at && a.status == p.status)
+            }) {
                 return;
             }
             let last = Announced {
