@@ -125,8 +125,8 @@ impl Updates {
     pub fn watching(pool: Pool) -> Self {
         let updates = Self::new();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let feed = updates.clone();
-            runtime.spawn(async move { feed.follow(pool).await });
+            let (tx, announced) = (updates.tx.downgrade(), updates.announced.clone());
+            runtime.spawn(Self::follow(tx, announced, pool));
         }
         updates
     }
@@ -157,18 +157,28 @@ impl Updates {
         }));
     }
 
-    /// The feed: reads the recent changes every [`FEED_EVERY`] while a socket is open.
-    async fn follow(self, pool: Pool) {
+    /// The feed: reads the recent changes every [`FEED_EVERY`] while a socket is open; ends
+    /// when the last [`Updates`] of its app is dropped.
+    async fn follow(
+        tx: broadcast::WeakSender<Arc<Change>>,
+        announced: Arc<Mutex<HashMap<Uuid, Announced>>>,
+        pool: Pool,
+    ) {
         let mut tick = tokio::time::interval(FEED_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
             tick.tick().await;
-            self.forget_old();
-            if self.tx.receiver_count() == 0 {
+            let Some(tx) = tx.upgrade() else { return };
+            let updates = Self {
+                tx,
+                announced: announced.clone(),
+            };
+            updates.forget_old();
+            if updates.tx.receiver_count() == 0 {
                 continue;
             }
-            match self.read_changes(&pool).await {
+            match updates.read_changes(&pool).await {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!("payment updates feed reads changes again");
